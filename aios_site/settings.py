@@ -1,0 +1,246 @@
+"""Ai:oS settings: one file, driven by environment variables.
+
+Production differs from development only through the environment (README, "Configuration").
+Secrets may also come from `<NAME>_FILE` (a path to a file holding the value).
+Reference: https://docs.djangoproject.com/en/5.2/ref/settings/
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from aios_core import embedded
+from aios_core.logging import install_record_factory
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")  # optional; real environment variables win
+
+VAR_DIR = Path(env.str("AIOS_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret(name: str, default: str | None = None) -> str | None:
+    """`NAME`, else the contents of the file named by `NAME_FILE`, else `default`."""
+    if name in os.environ:
+        return os.environ[name]
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        return Path(path).read_text().strip()
+    return default
+
+
+# --- Core -----------------------------------------------------------------------------------
+DEBUG = env.bool("DEBUG", default=False)
+# Plain HTTP on a trusted host (make up, tests): relaxes only the HTTPS-only cookie, redirect
+# and HSTS settings below. Never set it behind a real domain.
+LOCAL_HTTP = DEBUG or env.bool("AIOS_LOCAL_HTTP", default=False)
+
+
+def _secret_key() -> str:
+    key = _secret("SECRET_KEY")
+    if key:
+        return key
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) is required when DEBUG is off.")
+    keyfile = VAR_DIR / "secret_key"
+    if not keyfile.exists():
+        keyfile.write_text(secrets.token_urlsafe(50))
+        keyfile.chmod(0o600)
+    return keyfile.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if LOCAL_HTTP else [])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+PORT = env.int("PORT", default=8000)
+
+INSTALLED_APPS = [
+    "daphne",  # only for `runserver`; `make up` serves through uvicorn
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "channels",
+    "django_celery_beat",
+    "ninja",
+    # ours, bottom layer first (docs/architecture.md)
+    "observability",
+    "routing",
+    "agents",
+    "evaluation",
+    "aios_site",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "aios_site.middleware.RequestContextMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "aios_site.middleware.ApiTokenMiddleware",
+    "aios_site.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "aios_site.urls"
+WSGI_APPLICATION = "aios_site.wsgi.application"
+ASGI_APPLICATION = "aios_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "aios_site.context_processors.navigation",
+            ],
+        },
+    },
+]
+
+# --- Database: Postgres only (https://docs.djangoproject.com/en/5.2/ref/databases/#postgresql-notes)
+if env.str("DATABASE_URL", default=""):
+    DATABASES = {"default": env.db_url("DATABASE_URL")}
+    DATABASE_EMBEDDED = False
+else:
+    DATABASES = {"default": env.db_url_config(embedded.postgres_url(VAR_DIR / "pg"))}
+    DATABASE_EMBEDDED = True
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...).")
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache, channel layer and (by default) Celery broker --------------------------------
+if env.str("REDIS_URL", default=""):
+    REDIS_URL = env.str("REDIS_URL")
+    REDIS_EMBEDDED = False
+else:
+    REDIS_URL = embedded.redis_url(VAR_DIR / "redis")
+    REDIS_EMBEDDED = True
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("AIOS_CACHE_PREFIX", default="aios"),
+        "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
+    }
+}
+
+# https://channels.readthedocs.io/en/stable/topics/channel_layers.html
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": env.str("AIOS_CHANNELS_PREFIX", default="aios"),
+            "capacity": 1000,
+            "expiry": 30,
+        },
+    }
+}
+
+# --- Celery (https://docs.celeryq.dev/en/stable/userguide/configuration.html) ------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=embedded.celery_broker_url(REDIS_URL))
+CELERY_RESULT_BACKEND = embedded.celery_broker_url(REDIS_URL)
+CELERY_TASK_IGNORE_RESULT = True  # tasks record their outcome in Postgres; opt in per task
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True  # a message is acked after the task ran, not when received
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # a killed worker's message goes back to the queue
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("AIOS_TASK_SOFT_TIME_LIMIT", default=300)
+CELERY_TASK_TIME_LIMIT = env.int("AIOS_TASK_TIME_LIMIT", default=360)
+# Redis redelivers an unacked message only after the visibility timeout: keep it longer than
+# the longest task (the hard limit), or a slow task would run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 2}
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TASK_DEFAULT_QUEUE = env.str("AIOS_CELERY_QUEUE", default="aios")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {}  # apps add their periodic tasks in their AppConfig
+
+# --- Auth ------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+AIOS_ADMIN_PASSWORD = _secret("AIOS_ADMIN_PASSWORD")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="aios@localhost")
+
+# --- Security (https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/) ------------
+SESSION_COOKIE_SECURE = not LOCAL_HTTP
+CSRF_COOKIE_SECURE = not LOCAL_HTTP
+SECURE_SSL_REDIRECT = not LOCAL_HTTP and env.bool("AIOS_SSL_REDIRECT", default=True)
+SECURE_HSTS_SECONDS = 0 if LOCAL_HTTP else env.int("AIOS_HSTS_SECONDS", default=31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not LOCAL_HTTP
+SECURE_HSTS_PRELOAD = not LOCAL_HTTP
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]  # probes speak plain HTTP
+if env.bool("AIOS_BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env.int("AIOS_SESSION_AGE", default=12 * 3600)
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+
+# --- I18N / time ----------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files (https://whitenoise.readthedocs.io/) -----------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Logging: JSON lines on stdout -------------------------------------------------------------
+install_record_factory()
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "aios_core.logging.JsonFormatter"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.request": {"level": "ERROR"},  # our access log line replaces its warnings
+        "django.server": {"level": "WARNING"},
+        "pgserver": {"level": "WARNING"},
+    },
+}
+
+# --- Ai:oS --------------------------------------------------------------------------------
+AIOS_PUBLIC_URL = env.str("AIOS_PUBLIC_URL", default=f"http://127.0.0.1:{PORT}")

@@ -1,0 +1,108 @@
+"""API tokens: create, revoke, authenticate, and which scope a request needs."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from aios_core.errors import ConflictError
+from aios_site.models import SCOPES, ApiToken
+from observability.audit import audit_append
+
+TOKEN_PREFIX = "aios_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one write per token per minute
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def token_create(
+    *, user: Any, name: str, scopes: Iterable[str], expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token; returns it and its secret, which is never available again."""
+    name = (name or "").strip()
+    scopes = sorted(set(scopes))
+    errors: dict[str, str] = {}
+    if not name:
+        errors["name"] = "A token needs a name."
+    elif len(name) > 100:
+        errors["name"] = "At most 100 characters."
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown or not scopes:
+        errors["scopes"] = f"Choose one or more of {', '.join(SCOPES)}" + (
+            f"; unknown: {', '.join(unknown)}" if unknown else "."
+        )
+    if expires_at is not None and expires_at <= timezone.now():
+        errors["expires_at"] = "The expiry must be in the future."
+    if errors:
+        raise ValidationError(errors)
+
+    prefix = secrets.token_hex(4)
+    raw = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    with transaction.atomic():
+        if ApiToken.objects.filter(user=user, name=name, revoked_at__isnull=True).exists():
+            raise ConflictError(f"You already have an active token named {name!r}.", field="name")
+        token = ApiToken.objects.create(
+            user=user, name=name, prefix=prefix, token_hash=hash_token(raw), scopes=scopes, expires_at=expires_at
+        )
+        audit_append(
+            action="token.created", object_type="api_token", object_id=token.pk,
+            data={"name": name, "owner": user.get_username(), "scopes": scopes,
+                  "expires_at": expires_at.isoformat() if expires_at else None},
+        )  # fmt: skip
+    return token, raw
+
+
+def token_revoke(*, token: ApiToken) -> ApiToken:
+    with transaction.atomic():
+        locked = ApiToken.objects.select_for_update().get(pk=token.pk)
+        if locked.revoked_at is None:
+            locked.revoked_at = timezone.now()
+            locked.save(update_fields=["revoked_at"])
+            audit_append(
+                action="token.revoked", object_type="api_token", object_id=locked.pk,
+                data={"name": locked.name, "owner": locked.user.get_username()},
+            )  # fmt: skip
+    return locked
+
+
+def token_authenticate(raw: str) -> ApiToken | None:
+    """The active token whose secret is `raw`, with its user loaded; None if there is none."""
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    token = ApiToken.objects.select_related("user").filter(token_hash=hash_token(raw)).first()
+    if token is None or not token.is_active or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+# Which scope a bearer-token request needs, by path prefix. Longest prefix wins.
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+_MACHINE_PREFIXES = {"/v1/traces": "ingest", "/v1/logs": "ingest", "/v1/metrics": "ingest", "/v1/": "gateway"}
+
+
+def required_scope(path: str, method: str) -> str | None:
+    """The scope a token needs for this request, or None if tokens are not accepted here."""
+    for prefix, scope in sorted(_MACHINE_PREFIXES.items(), key=lambda kv: -len(kv[0])):
+        if path.startswith(prefix):
+            return scope
+    if path.startswith("/api/"):
+        return "read" if method in _SAFE_METHODS else "write"
+    return None
+
+
+def is_machine_path(path: str) -> bool:
+    """Paths served only to API tokens (no session, no login redirect)."""
+    return path.startswith("/v1/")

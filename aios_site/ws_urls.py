@@ -1,0 +1,9 @@
+"""Every websocket route, composed from the apps' consumers."""
+
+from django.urls import path
+
+from aios_site.consumers import NotificationConsumer
+
+websocket_urlpatterns = [
+    path("ws/notifications/", NotificationConsumer.as_asgi()),
+]

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from routing import views
+
+urlpatterns = [
+    path("routing/", views.home, name="routing-home"),
+    path("cache/", views.cache, name="routing-cache"),
+]

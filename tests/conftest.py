@@ -1,0 +1,66 @@
+"""Shared fixtures: users by role, a real Celery worker, database URLs for subprocesses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.factories import make_user
+from tests.helpers import subprocess_env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def viewer(db: None) -> Any:
+    return make_user("viewer")
+
+
+@pytest.fixture
+def operator(db: None) -> Any:
+    return make_user("operator")
+
+
+@pytest.fixture
+def approver(db: None) -> Any:
+    return make_user("approver")
+
+
+@pytest.fixture
+def admin_user(db: None) -> Any:
+    return make_user("admin")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """A real Celery worker process (prefork, 2 children) on this run's queue and test DB."""
+    from aios_site.tasks import ping
+
+    with django_db_blocker.unblock():
+        env = subprocess_env()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "aios_site", "worker", "--concurrency", "2", "--loglevel", "WARNING",
+         "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        env=env, cwd=ROOT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            ping.apply_async().get(timeout=5)
+            break
+        except Exception:  # noqa: BLE001 - the worker is still starting
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("the Celery worker did not start") from None
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -1,0 +1,48 @@
+"""pytest plugin (loaded with -p, before pytest-django reads settings): choose the servers.
+
+- DATABASE_URL unset: the embedded Postgres in var/pg (pytest-django creates test_* in it).
+- REDIS_URL unset: a private embedded Redis for this session only, stopped at the end.
+- Either set: that server. A per-run Celery queue, channel-layer and cache prefix keep
+  concurrent runs (or a running `make up`) from consuming each other's messages.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_ID = uuid.uuid4().hex[:8]
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aios_site.settings")
+os.environ.setdefault("SECRET_KEY", "tests-only-" + "k" * 50)
+os.environ.setdefault("DEBUG", "0")
+os.environ.setdefault("AIOS_LOCAL_HTTP", "1")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+os.environ.setdefault("AIOS_CELERY_QUEUE", f"aios-test-{RUN_ID}")
+os.environ.setdefault("AIOS_CHANNELS_PREFIX", f"aios-test-{RUN_ID}")
+os.environ.setdefault("AIOS_CACHE_PREFIX", f"aios-test-{RUN_ID}")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["AIOS_TEST_RUN_ID"] = RUN_ID
+
+if not os.environ.get("REDIS_URL"):
+    from aios_core import embedded
+
+    _redis_dir = ROOT / "var" / f"tr-{RUN_ID}"
+    os.environ["REDIS_URL"] = embedded.redis_url(_redis_dir)
+
+    def _stop_private_redis() -> None:
+        embedded.redis_stop(_redis_dir)
+        shutil.rmtree(_redis_dir, ignore_errors=True)
+
+    atexit.register(_stop_private_redis)
+
+
+def pytest_sessionstart(session: object) -> None:
+    """Pages render {% static %} through the manifest: build it once per run (seconds)."""
+    from django.core.management import call_command
+
+    call_command("collectstatic", interactive=False, verbosity=0)
