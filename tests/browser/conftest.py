@@ -28,9 +28,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
 ]  # fmt: skip
 
-# The test thread touches the database while Playwright's loop runs in it.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
@@ -79,6 +76,8 @@ def live_server_url(django_db_setup: None, django_db_blocker: Any) -> Iterator[s
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
+    # The test thread touches the database while Playwright's event loop runs in it.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b

@@ -11,7 +11,9 @@ from tests.factories import PASSWORD, make_user
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_an_admin_logs_in_and_sees_the_whole_navigation(browser: Any, live_server_url: str, artifacts_dir: Path) -> None:
+def test_an_admin_logs_in_and_sees_the_whole_navigation(
+    browser: Any, live_server_url: str, artifacts_dir: Path
+) -> None:
     make_user("admin", username="ada")
     page = log_in(browser, live_server_url, "ada", PASSWORD)
     errors: list[str] = []
