@@ -27,6 +27,8 @@ os.environ.setdefault("AIOS_CHANNELS_PREFIX", f"aios-test-{RUN_ID}")
 os.environ.setdefault("AIOS_CACHE_PREFIX", f"aios-test-{RUN_ID}")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["AIOS_TEST_RUN_ID"] = RUN_ID
+# One test database per run, so concurrent runs on one server never drop each other's.
+os.environ.setdefault("AIOS_TEST_DB_NAME", f"test_aios_{RUN_ID}")
 
 if not os.environ.get("REDIS_URL"):
     from aios_core import embedded
