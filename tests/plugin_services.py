@@ -43,8 +43,31 @@ if not os.environ.get("REDIS_URL"):
     atexit.register(_stop_private_redis)
 
 
+def _static_fingerprint() -> str:
+    import hashlib
+
+    from django.conf import settings
+    from django.contrib.staticfiles.finders import get_finders
+
+    h = hashlib.sha256(str(settings.STATIC_ROOT).encode())
+    for finder in get_finders():
+        for path, storage in finder.list([]):
+            stat = os.stat(storage.path(path))
+            h.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
 def pytest_sessionstart(session: object) -> None:
-    """Pages render {% static %} through the manifest: build it once per run (seconds)."""
+    """Pages render {% static %} through the manifest. Collect once when sources change,
+    under a lock, so concurrent runs never see a half-written staticfiles directory."""
+    import fcntl
+
     from django.core.management import call_command
 
-    call_command("collectstatic", interactive=False, verbosity=0)
+    stamp = ROOT / "var" / "static.stamp"
+    with open(ROOT / "var" / ".static.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        fingerprint = _static_fingerprint()
+        if not stamp.exists() or stamp.read_text() != fingerprint:
+            call_command("collectstatic", interactive=False, verbosity=0)
+            stamp.write_text(fingerprint)
