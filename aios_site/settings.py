@@ -23,6 +23,9 @@ environ.Env.read_env(BASE_DIR / ".env")  # optional; real environment variables 
 
 VAR_DIR = Path(env.str("AIOS_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Prometheus multiprocess mode: must be set before prometheus_client is first imported.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus"))
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 
 def _secret(name: str, default: str | None = None) -> str | None:
@@ -246,3 +249,13 @@ LOGGING = {
 
 # --- Ai:oS --------------------------------------------------------------------------------
 AIOS_PUBLIC_URL = env.str("AIOS_PUBLIC_URL", default=f"http://127.0.0.1:{PORT}")
+
+# --- Observability ---------------------------------------------------------------------------
+AIOS_CAPTURE_CONTENT = env.bool("AIOS_CAPTURE_CONTENT", default=True)  # prompts/responses on spans
+AIOS_CONTENT_MAX_CHARS = env.int("AIOS_CONTENT_MAX_CHARS", default=8000)
+AIOS_CONTENT_REDACTOR = env.str("AIOS_CONTENT_REDACTOR", default="aios_core.logging.redact")
+AIOS_SPAN_BUFFER_MAX = env.int("AIOS_SPAN_BUFFER_MAX", default=200_000)  # spans held while the DB is away
+AIOS_SPAN_FLUSH_INTERVAL_S = env.float("AIOS_SPAN_FLUSH_INTERVAL_S", default=0.5)
+AIOS_SPAN_BATCH = env.int("AIOS_SPAN_BATCH", default=5000)
+AIOS_SPAN_RETENTION_DAYS = env.int("AIOS_SPAN_RETENTION_DAYS", default=30)
+AIOS_METRICS_TOKEN = _secret("AIOS_METRICS_TOKEN")  # /metrics answers only with this bearer token

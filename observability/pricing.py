@@ -1,0 +1,140 @@
+"""Token costs from the admin-edited ModelPrice table.
+
+The table is small and read on every span, so each process keeps it in memory and reloads
+it when the shared version number in the cache changes (checked at most every few seconds);
+the price services bump the version on every change, so an admin's edit reaches every
+process within seconds without a query per span.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
+
+from django.core.cache import cache
+
+VERSION_KEY = "obs:price_version"
+RECHECK_S = 5.0
+MILLION = Decimal(1_000_000)
+COST_QUANTUM = Decimal("0.0000000001")
+
+
+@dataclass(frozen=True)
+class Price:
+    id: int
+    provider: str
+    pattern: str
+    regex: re.Pattern[str]
+    input_per_mtok: Decimal
+    output_per_mtok: Decimal
+    cached_input_per_mtok: Decimal | None
+    effective_from: datetime
+    priority: int
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """Patterns match the whole model name, case-insensitively."""
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def literal_pattern(model_name: str) -> str:
+    """A pattern matching exactly `model_name` (dots and other specials escaped)."""
+    return re.escape(model_name)
+
+
+@dataclass(frozen=True)
+class Cost:
+    usd: Decimal | None
+    status: str  # "priced" | "unknown_model" | "none"
+    price_id: int | None = None
+
+
+def cost_of(price: Price | None, *, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> Cost:
+    """USD for one call. `input_tokens` includes the cached ones (OpenTelemetry's convention):
+    they are subtracted before pricing so nothing is counted twice."""
+    if input_tokens <= 0 and output_tokens <= 0:
+        return Cost(Decimal(0), "none", price.id if price else None)
+    if price is None:
+        return Cost(None, "unknown_model")
+    cached = max(0, min(cached_input_tokens, input_tokens))
+    uncached = input_tokens - cached
+    cached_rate = price.cached_input_per_mtok if price.cached_input_per_mtok is not None else price.input_per_mtok
+    usd = (uncached * price.input_per_mtok + cached * cached_rate + output_tokens * price.output_per_mtok) / MILLION
+    return Cost(usd.quantize(COST_QUANTUM), "priced", price.id)
+
+
+class PriceTable:
+    def __init__(self) -> None:
+        self._prices: tuple[Price, ...] = ()
+        self._version: object = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        from observability.models import ModelPrice
+
+        rows = []
+        for p in ModelPrice.objects.all():
+            try:
+                regex = compile_pattern(p.pattern)
+            except re.error:
+                continue  # the admin form refuses bad patterns; a bad row must not break pricing
+            rows.append(Price(p.pk, p.provider, p.pattern, regex, p.input_per_mtok, p.output_per_mtok,
+                              p.cached_input_per_mtok, p.effective_from, p.priority))  # fmt: skip
+        self._prices = tuple(rows)
+        self._match.cache_clear()
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < RECHECK_S and self._version is not None:
+            return
+        with self._lock:
+            if now - self._checked < RECHECK_S and self._version is not None:
+                return
+            try:
+                version = cache.get(VERSION_KEY, 0)
+            except Exception:  # noqa: BLE001 - Redis down: keep the prices we have
+                version = self._version if self._version is not None else 0
+            if version != self._version:
+                self._load()
+                self._version = version
+            self._checked = now
+
+    def invalidate(self) -> None:
+        """Force a reload on next use in this process (other processes follow the version)."""
+        self._version = None
+        self._checked = 0.0
+
+    @lru_cache(maxsize=4096)  # noqa: B019 - one table per process; cleared on reload
+    def _match(self, model: str, provider: str) -> tuple[Price, ...]:
+        """Rows matching `model`, best first (priority, then newest effective_from)."""
+        found = [p for p in self._prices if p.regex.fullmatch(model) and (not provider or p.provider in ("", provider))]
+        if not found and provider:
+            found = [p for p in self._prices if p.regex.fullmatch(model)]
+        return tuple(sorted(found, key=lambda p: (-p.priority, -p.effective_from.timestamp())))
+
+    def price_for(self, model: str, at: datetime, provider: str = "") -> Price | None:
+        if not model:
+            return None
+        self._refresh()
+        for price in self._match(model, provider or ""):
+            if price.effective_from <= at:
+                return price
+        return None
+
+
+prices = PriceTable()
+
+
+def bump_price_version() -> None:
+    """Tell every process to reload prices (called by the price services on commit)."""
+    try:
+        cache.incr(VERSION_KEY)
+    except ValueError:
+        cache.set(VERSION_KEY, 1, timeout=None)
+    prices.invalidate()

@@ -1,0 +1,397 @@
+"""The span writer: a bounded in-process buffer flushed to Postgres in batches, off the hot path.
+
+Each process (web, Celery worker child, script) has one writer with one background thread
+and its own psycopg connection. A flush runs in one transaction: COPY the spans, upsert the
+totals of their traces, upsert the per-minute and per-hour rollups. While the database is
+away, batches go back to the front of the buffer and are retried with backoff; when the
+buffer is full, new spans are dropped and counted (aios_spans_dropped_total), never silently.
+Spans are flushed at shutdown (atexit, and Celery's worker_process_shutdown).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from observability import histogram, prometheus
+
+log = logging.getLogger(__name__)
+
+SPAN_COLUMNS = (
+    "span_id", "trace_id", "parent_span_id", "name", "kind", "agent", "provider", "model", "status", "started_at",
+    "ended_at", "latency_ms", "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens", "cost_usd",
+    "cost_status", "error_type", "error_message", "error_stack", "attributes", "username", "api_token",
+)  # fmt: skip
+COL = {name: i for i, name in enumerate(SPAN_COLUMNS)}
+COPY_SQL = f"COPY observability_span ({', '.join(SPAN_COLUMNS)}) FROM STDIN"
+
+TRACE_UPSERT = """
+INSERT INTO observability_trace AS t (trace_id, name, kind, agent, username, api_token, started_at, ended_at,
+    span_count, error_count, input_tokens, output_tokens, cost_usd)
+SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
+    %s::timestamptz[], %s::int[], %s::int[], %s::bigint[], %s::bigint[], %s::numeric[])
+ON CONFLICT (trace_id) DO UPDATE SET
+    name = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.name ELSE t.name END,
+    kind = CASE WHEN EXCLUDED.name <> '' THEN EXCLUDED.kind ELSE t.kind END,
+    agent = CASE WHEN EXCLUDED.name <> '' OR t.agent = '' THEN EXCLUDED.agent ELSE t.agent END,
+    username = CASE WHEN t.username = '' THEN EXCLUDED.username ELSE t.username END,
+    api_token = CASE WHEN t.api_token = '' THEN EXCLUDED.api_token ELSE t.api_token END,
+    started_at = LEAST(t.started_at, EXCLUDED.started_at),
+    ended_at = GREATEST(t.ended_at, EXCLUDED.ended_at),
+    span_count = t.span_count + EXCLUDED.span_count,
+    error_count = t.error_count + EXCLUDED.error_count,
+    input_tokens = t.input_tokens + EXCLUDED.input_tokens,
+    output_tokens = t.output_tokens + EXCLUDED.output_tokens,
+    cost_usd = t.cost_usd + EXCLUDED.cost_usd
+"""
+
+ROLLUP_UPSERT = """
+INSERT INTO observability_spanrollup AS r (resolution, bucket, kind, agent, model, provider, count, error_count,
+    latency_sum_ms, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cost_usd, unknown_cost_count,
+    histogram)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (resolution, bucket, kind, agent, model, provider) DO UPDATE SET
+    count = r.count + EXCLUDED.count,
+    error_count = r.error_count + EXCLUDED.error_count,
+    latency_sum_ms = r.latency_sum_ms + EXCLUDED.latency_sum_ms,
+    input_tokens = r.input_tokens + EXCLUDED.input_tokens,
+    output_tokens = r.output_tokens + EXCLUDED.output_tokens,
+    cached_input_tokens = r.cached_input_tokens + EXCLUDED.cached_input_tokens,
+    reasoning_tokens = r.reasoning_tokens + EXCLUDED.reasoning_tokens,
+    cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+    unknown_cost_count = r.unknown_cost_count + EXCLUDED.unknown_cost_count,
+    histogram = aios_int_array_add(r.histogram, EXCLUDED.histogram)
+"""
+
+RESOLUTIONS = (60, 3600)
+
+FlushListener = Callable[[Sequence[tuple[Any, ...]]], None]
+
+
+def _floor(ts: datetime, seconds: int) -> datetime:
+    if seconds == 60:
+        return ts.replace(second=0, microsecond=0)
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def span_row(span: Any, ended_at: datetime, latency_ms: float, price: Any) -> tuple[Any, ...]:
+    """The COPY row for an ended span (attributes stay a dict until the flusher dumps them)."""
+    from observability.pricing import cost_of
+
+    cost = cost_of(
+        price, input_tokens=span.input_tokens, output_tokens=span.output_tokens,
+        cached_input_tokens=span.cached_input_tokens,
+    )  # fmt: skip
+    return (
+        span.span_id, span.trace_id, span.parent_span_id, span.name, span.kind, span.agent, span.provider,
+        span.model, span.status, span.started_at, ended_at, latency_ms, span.input_tokens, span.output_tokens,
+        span.cached_input_tokens, span.reasoning_tokens, cost.usd, cost.status, span.error_type,
+        span.error_message, span.error_stack, span.attributes, span.username, span.api_token,
+    )  # fmt: skip
+
+
+def rollup_rows(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Aggregate a batch of span rows into rollup deltas, one per (resolution, bucket, series)."""
+    groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        series = (r[COL["kind"]], r[COL["agent"]], r[COL["model"]], r[COL["provider"]])
+        for res in RESOLUTIONS:
+            groups[(res, _floor(r[COL["started_at"]], res), *series)].append(i)
+    latency = np.fromiter((r[COL["latency_ms"]] for r in rows), dtype=np.float64, count=len(rows))
+    bins = histogram.bins_of(latency)
+    out = []
+    for key in sorted(groups):  # a fixed order: concurrent writers lock rows alike, no deadlock
+        idx = groups[key]
+        members = [rows[i] for i in idx]
+        cost = sum((m[COL["cost_usd"]] for m in members if m[COL["cost_usd"]] is not None), Decimal(0))
+        hist = np.bincount(bins[idx], minlength=histogram.N_BINS)
+        out.append((
+            *key, len(idx), sum(m[COL["status"]] == "error" for m in members), float(latency[idx].sum()),
+            sum(m[COL["input_tokens"]] for m in members), sum(m[COL["output_tokens"]] for m in members),
+            sum(m[COL["cached_input_tokens"]] for m in members), sum(m[COL["reasoning_tokens"]] for m in members),
+            cost, sum(m[COL["cost_status"]] == "unknown_model" for m in members), hist.tolist(),
+        ))  # fmt: skip
+    return out
+
+
+def trace_columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Per-trace totals of a batch, as the column arrays TRACE_UPSERT unnests."""
+    acc: dict[Any, list[Any]] = {}
+    for r in rows:
+        tid = r[COL["trace_id"]]
+        is_root = r[COL["parent_span_id"]] is None
+        t = acc.get(tid)
+        if t is None:
+            t = acc[tid] = ["", "", "", "", "", r[COL["started_at"]], r[COL["ended_at"]], 0, 0, 0, 0, Decimal(0)]
+        if is_root:
+            t[0], t[1], t[2] = r[COL["name"]], r[COL["kind"]], r[COL["agent"]]
+        elif not t[2]:
+            t[2] = r[COL["agent"]]
+        t[3] = t[3] or r[COL["username"]]
+        t[4] = t[4] or r[COL["api_token"]]
+        t[5] = min(t[5], r[COL["started_at"]])
+        t[6] = max(t[6], r[COL["ended_at"]])
+        t[7] += 1
+        t[8] += r[COL["status"]] == "error"
+        t[9] += r[COL["input_tokens"]]
+        t[10] += r[COL["output_tokens"]]
+        if r[COL["cost_usd"]] is not None:
+            t[11] += r[COL["cost_usd"]]
+    keys = sorted(acc)
+    return [keys, *([acc[k][i] for k in keys] for i in range(12))]
+
+
+def update_prometheus(rows: Sequence[tuple[Any, ...]]) -> None:
+    counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
+    tokens: dict[tuple[str, str, str], int] = defaultdict(int)
+    costs: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    latencies: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in rows:
+        kind, agent, model, status = r[COL["kind"]], r[COL["agent"]], r[COL["model"]], r[COL["status"]]
+        counts[(kind, agent, model, status)] += 1
+        latencies[(kind, status)].append(r[COL["latency_ms"]] / 1000)
+        if r[COL["input_tokens"]] or r[COL["output_tokens"]]:
+            tokens[(agent, model, "input")] += r[COL["input_tokens"]] - r[COL["cached_input_tokens"]]
+            tokens[(agent, model, "cached_input")] += r[COL["cached_input_tokens"]]
+            tokens[(agent, model, "output")] += r[COL["output_tokens"]]
+            if r[COL["cost_status"]] == "unknown_model":
+                prometheus.UNPRICED.labels(model).inc()
+            elif r[COL["cost_usd"]] is not None:
+                costs[(agent, model)] += r[COL["cost_usd"]]
+    for labels, n in counts.items():
+        prometheus.SPANS.labels(*labels).inc(n)
+    for labels, values in latencies.items():
+        prometheus.observe_many(prometheus.SPAN_LATENCY.labels(*labels), np.asarray(values))
+    for labels, n in tokens.items():
+        if n:
+            prometheus.TOKENS.labels(*labels).inc(n)
+    for labels, usd in costs.items():
+        prometheus.COST.labels(*labels).inc(float(usd))
+
+
+def _connect() -> Any:
+    """A psycopg connection of the writer's own, to the database Django uses right now."""
+    import psycopg
+    from django.db import connections
+
+    s = connections["default"].settings_dict
+    params = {
+        "dbname": s["NAME"],
+        "user": s.get("USER") or None,
+        "password": s.get("PASSWORD") or None,
+        "host": s.get("HOST") or s.get("OPTIONS", {}).get("host") or None,
+        "port": s.get("PORT") or None,
+        "connect_timeout": 5,
+        "application_name": "aios-span-writer",
+    }
+    return psycopg.connect(**{k: v for k, v in params.items() if v is not None})
+
+
+class SpanWriter:
+    def __init__(self, *, max_spans: int, flush_interval_s: float, batch_size: int) -> None:
+        self.max_spans = max_spans
+        self.flush_interval_s = flush_interval_s
+        self.batch_size = batch_size
+        self._buffer: deque[tuple[Any, ...]] = deque()
+        self._wake = threading.Event()
+        self._idle = threading.Condition()
+        self._in_flight = 0
+        self._conn: Any = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._listeners: list[FlushListener] = []
+        self.dropped = 0
+        self.written = 0
+        self._failing_since: float | None = None
+
+    # --- producer side (any thread) ------------------------------------------------------------
+    def add_span(self, span: Any, ended_at: datetime, latency_ms: float, price: Any) -> None:
+        self.add_row(span_row(span, ended_at, latency_ms, price))
+
+    def add_row(self, row: tuple[Any, ...]) -> None:
+        if len(self._buffer) >= self.max_spans:
+            self.dropped += 1
+            prometheus.SPANS_DROPPED.inc()
+            return
+        self._buffer.append(row)
+        if self._thread is None:
+            self._start()
+        if len(self._buffer) >= self.batch_size:
+            self._wake.set()
+
+    def add_listener(self, listener: FlushListener) -> None:
+        """Called with each batch after it committed (the live dashboard feed)."""
+        self._listeners.append(listener)
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer) + self._in_flight
+
+    # --- flusher thread ------------------------------------------------------------------------
+    def _start(self) -> None:
+        with self._idle:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="aios-span-writer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while not self._stopping:
+            self._wake.wait(timeout=max(self.flush_interval_s, backoff))
+            self._wake.clear()
+            backoff = 0.0 if self._flush_all() else min(max(backoff * 2, 0.5), 10.0)
+
+    def _take(self) -> list[tuple[Any, ...]]:
+        batch = []
+        with self._idle:
+            while self._buffer and len(batch) < self.batch_size:
+                batch.append(self._buffer.popleft())
+            self._in_flight = len(batch)
+        return batch
+
+    def _flush_all(self) -> bool:
+        """Write everything buffered; False if the database refused (the spans are kept)."""
+        while True:
+            batch = self._take()
+            if not batch:
+                self._notify_idle()
+                return True
+            try:
+                self._write(batch)
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the spans, retry later
+                self._requeue(batch)
+                self._on_failure(exc)
+                return False
+            self.written += len(batch)
+            if self._failing_since is not None:
+                log.warning("span writes recovered after %.1f s", time.monotonic() - self._failing_since)
+                self._failing_since = None
+            self._after_commit(batch)
+
+    def _requeue(self, batch: list[tuple[Any, ...]]) -> None:
+        with self._idle:
+            self._buffer.extendleft(reversed(batch))
+            self._in_flight = 0
+            overflow = len(self._buffer) - self.max_spans
+            for _ in range(max(0, overflow)):  # keep the oldest: drop what came last
+                self._buffer.pop()
+                self.dropped += 1
+                prometheus.SPANS_DROPPED.inc()
+
+    def _on_failure(self, exc: Exception) -> None:
+        prometheus.SPAN_FLUSH_ERRORS.inc()
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._conn = None
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            log.warning("span write failed, keeping %d spans and retrying: %s", self.pending, exc)
+
+    def _notify_idle(self) -> None:
+        with self._idle:
+            self._in_flight = 0
+            self._idle.notify_all()
+
+    def _write(self, batch: list[tuple[Any, ...]]) -> None:
+        if self._conn is None or self._conn.closed:
+            self._conn = _connect()
+        rollups = rollup_rows(batch)
+        traces = trace_columns(batch)
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            with cur.copy(COPY_SQL) as copy:
+                attr = COL["attributes"]
+                for row in batch:
+                    copy.write_row((*row[:attr], json.dumps(row[attr], default=str), *row[attr + 1 :]))
+            cur.execute(TRACE_UPSERT, traces)
+            cur.executemany(ROLLUP_UPSERT, rollups)
+
+    def _after_commit(self, batch: list[tuple[Any, ...]]) -> None:
+        try:
+            update_prometheus(batch)
+        except Exception:
+            log.exception("prometheus update failed")
+        for listener in self._listeners:
+            try:
+                listener(batch)
+            except Exception:
+                log.exception("span flush listener failed")
+
+    # --- control -------------------------------------------------------------------------------
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Block until everything added so far is written (or `timeout`); True if it was."""
+        deadline = time.monotonic() + timeout
+        if self._thread is None and self._buffer:
+            self._start()
+        while self.pending:
+            self._wake.set()
+            with self._idle:
+                self._idle.wait(timeout=0.05)
+            if time.monotonic() > deadline:
+                return False
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.flush(timeout)
+        self._stopping = True
+        self._wake.set()
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+_writer: SpanWriter | None = None
+_writer_pid: int | None = None
+_lock = threading.Lock()
+
+
+def get_writer() -> SpanWriter:
+    """This process's writer (a forked child gets a fresh, empty one)."""
+    global _writer, _writer_pid
+    if _writer is None or _writer_pid != os.getpid():
+        with _lock:
+            if _writer is None or _writer_pid != os.getpid():
+                from django.conf import settings
+
+                _writer = SpanWriter(
+                    max_spans=settings.AIOS_SPAN_BUFFER_MAX,
+                    flush_interval_s=settings.AIOS_SPAN_FLUSH_INTERVAL_S,
+                    batch_size=settings.AIOS_SPAN_BATCH,
+                )
+                _writer_pid = os.getpid()
+                for listener in _global_listeners:
+                    _writer.add_listener(listener)
+    return _writer
+
+
+_global_listeners: list[FlushListener] = []
+
+
+def add_flush_listener(listener: FlushListener) -> None:
+    """Register a listener for this and every future writer of the process."""
+    _global_listeners.append(listener)
+    if _writer is not None and _writer_pid == os.getpid():
+        _writer.add_listener(listener)
+
+
+def flush_at_exit() -> None:
+    if _writer is not None and _writer_pid == os.getpid():
+        _writer.close(timeout=10)
+
+
+atexit.register(flush_at_exit)
