@@ -184,7 +184,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}  # apps add their periodic tasks in their AppConfig
+# Periodic tasks (beat). Keep every entry here, so one place lists what runs when.
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "observability-retention": {"task": "observability.retention", "schedule": 3600.0},
+}
 
 # --- Auth ------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -244,6 +247,8 @@ LOGGING = {
         "django.request": {"level": "ERROR"},  # our access log line replaces its warnings
         "django.server": {"level": "WARNING"},
         "pgserver": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},  # one INFO line per provider call otherwise
+        "httpcore": {"level": "WARNING"},
     },
 }
 

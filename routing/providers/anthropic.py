@@ -1,0 +1,180 @@
+"""Anthropic Messages API over httpx.
+
+Wire format: https://docs.anthropic.com/en/api/messages and .../messages-streaming
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from routing.providers.base import (
+    ChatRequest,
+    ChatResponse,
+    ErrorDetail,
+    ErrorKind,
+    FinishReason,
+    HttpProvider,
+    ProviderError,
+    StreamEvent,
+    StreamState,
+    Usage,
+    elapsed_ms,
+    message_text,
+)
+
+ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+ANTHROPIC_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 1024  # the API requires max_tokens; OpenAI-style callers often leave it out
+_SYSTEM_ROLES = frozenset({"system", "developer"})
+_FINISH: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+# Error `type`s in Anthropic's error JSON; needed for errors inside a stream, which have no status.
+_ERROR_KINDS: dict[str, ErrorKind] = {
+    "overloaded_error": "overloaded",
+    "rate_limit_error": "rate_limit",
+    "api_error": "server",
+    "timeout_error": "timeout",
+    "authentication_error": "auth",
+    "permission_error": "auth",
+    "not_found_error": "not_found",
+    "invalid_request_error": "bad_request",
+    "request_too_large": "bad_request",
+    "billing_error": "auth",
+}
+_MALFORMED = (KeyError, IndexError, TypeError, AttributeError)
+
+
+def anthropic_usage(raw: Any) -> Usage:
+    """Anthropic's `input_tokens` excludes cache reads and writes; ours includes both."""
+    if not isinstance(raw, dict):
+        return Usage()
+    cache_read = raw.get("cache_read_input_tokens") or 0
+    cache_write = raw.get("cache_creation_input_tokens") or 0
+    details = raw.get("output_tokens_details") or {}
+    return Usage(
+        input_tokens=(raw.get("input_tokens") or 0) + cache_read + cache_write,
+        cached_input_tokens=cache_read,
+        output_tokens=raw.get("output_tokens") or 0,
+        reasoning_tokens=details.get("thinking_tokens") or 0,
+    )
+
+
+def anthropic_finish(raw: Any) -> FinishReason:
+    return _FINISH.get(raw, "stop") if isinstance(raw, str) else "stop"
+
+
+class AnthropicProvider(HttpProvider):
+    name = "anthropic"
+
+    def __init__(self, *, api_key: str | None, base_url: str = ANTHROPIC_BASE_URL) -> None:
+        super().__init__(base_url=base_url, api_key=api_key)
+        self._url = f"{self.base_url}/v1/messages"
+
+    def _auth_headers(self, api_key: str | None) -> dict[str, str]:
+        headers = {"anthropic-version": ANTHROPIC_VERSION}
+        if api_key:
+            headers["x-api-key"] = api_key
+        return headers
+
+    def _body(self, req: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        system: list[str] = []
+        messages: list[dict[str, Any]] = []
+        for message in req.messages:
+            text = message_text(message.get("content"))
+            if message["role"] in _SYSTEM_ROLES:
+                system.append(text)  # Anthropic takes the system prompt beside the turns, not among them
+            else:
+                messages.append({"role": message["role"], "content": text})
+        body: dict[str, Any] = {"model": req.model, "max_tokens": req.max_tokens or DEFAULT_MAX_TOKENS}
+        if system:
+            body["system"] = "\n\n".join(system)
+        body["messages"] = messages
+        # No `seed` in the Messages API: it is dropped rather than failing the request.
+        optional = (("temperature", req.temperature), ("top_p", req.top_p), ("stop_sequences", req.stop_list()))
+        body.update((key, value) for key, value in optional if value is not None)
+        if stream:
+            body["stream"] = True
+        return body
+
+    def _describe_error(self, status: int, payload: Any) -> ErrorDetail:
+        # {"type": "error", "error": {"type": "rate_limit_error", "message": "..."}, "request_id": "req_..."}
+        err = payload.get("error") if isinstance(payload, dict) else None
+        if not isinstance(err, dict):
+            return ErrorDetail(str(payload)[:500])
+        detail = ErrorDetail(str(err.get("message") or err.get("type") or payload)[:500])
+        if err.get("type") == "overloaded_error":
+            detail.kind = "overloaded"  # whatever the status (529 today), overloaded means try again
+        return detail
+
+    async def complete(self, req: ChatRequest) -> ChatResponse:
+        started = time.perf_counter()
+        data = await self._post_json(self._url, self._body(req, stream=False), req.timeout_s)
+        try:
+            content = "".join(block["text"] for block in data["content"] if block.get("type") == "text")
+            return ChatResponse(
+                id=data.get("id") or "",
+                provider=self.name,
+                model=data.get("model") or req.model,
+                content=content,
+                finish_reason=anthropic_finish(data.get("stop_reason")),
+                usage=anthropic_usage(data["usage"]),
+                latency_ms=elapsed_ms(started),
+            )
+        except _MALFORMED as exc:
+            raise self.error("malformed", f"unexpected response shape ({type(exc).__name__}: {exc})") from exc
+
+    async def stream(self, req: ChatRequest) -> AsyncIterator[StreamEvent]:
+        started = time.perf_counter()
+        state = StreamState(model=req.model)
+        raw_usage: dict[str, Any] = {}
+        events = self._post_sse(self._url, self._body(req, stream=True), req.timeout_s)
+        async with aclosing(events):
+            async for event in events:
+                text = self._read_event(self.parse_json_event(event.data), state, raw_usage)
+                if text:
+                    state.add_text(text, started)
+                    yield StreamEvent(text=text)
+                if state.done:
+                    break
+        if not state.done:
+            raise self.truncated()
+        state.usage = anthropic_usage(raw_usage)
+        yield StreamEvent(response=state.response(self.name, started))
+
+    def _read_event(self, data: Any, state: StreamState, raw_usage: dict[str, Any]) -> str:
+        """Fold one event into `state` and `raw_usage`; return its text delta."""
+        try:
+            kind = data["type"]
+            if kind == "content_block_delta":
+                delta = data["delta"]
+                return delta["text"] if delta.get("type") == "text_delta" else ""  # thinking is not content
+            if kind == "message_start":
+                message = data["message"]
+                state.id, state.model = message.get("id") or "", message.get("model") or state.model
+                raw_usage.update(message.get("usage") or {})
+            elif kind == "message_delta":
+                state.finish_reason = anthropic_finish(data.get("delta", {}).get("stop_reason"))
+                # Counts here are cumulative and win over message_start's (output starts at 1 there).
+                raw_usage.update((k, v) for k, v in (data.get("usage") or {}).items() if v is not None)
+            elif kind == "message_stop":
+                state.done = True
+            elif kind == "error":
+                raise self._stream_error(data)
+            return ""  # ping, content_block_start / _stop, and event types added later
+        except _MALFORMED as exc:
+            raise self.error("malformed", f"unexpected event shape ({type(exc).__name__}: {exc})") from exc
+
+    def _stream_error(self, data: dict[str, Any]) -> ProviderError:
+        err = data.get("error") or {}
+        kind = _ERROR_KINDS.get(err.get("type"), "server")
+        return self.error(kind, str(err.get("message") or err.get("type") or data)[:500])
