@@ -52,6 +52,10 @@ def postgres_url(data_dir: Path) -> str:
 
         # cleanup_mode=None: the server outlives this process; `up` stops it explicitly.
         server = pgserver.get_server(data_dir, cleanup_mode=None)
+        # get_server caches its handle per process: if the server was stopped since (an outage
+        # test, `up` shutting down), start it again through the same handle.
+        with server._lock:
+            server.ensure_postgres_running()
         return server.get_uri()
 
 

@@ -25,6 +25,7 @@ from aios_core.api import Page, paginate, require_role
 from aios_core.errors import ConflictError
 from aios_site.models import SCOPES, ApiToken
 from aios_site.tokens import token_create, token_revoke
+from observability import api as observability_api
 from observability.models import AuditEvent
 
 log = logging.getLogger(__name__)
@@ -220,5 +221,6 @@ def audit_events(
 
 api.add_router("/", site)
 api.add_router("/audit", audit)
+api.add_router("/", observability_api.router)
 
 __all__ = ["SCOPES", "api"]

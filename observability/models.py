@@ -249,3 +249,12 @@ class ModelPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.display_name or self.pattern} ({self.provider}) from {self.effective_from:%Y-%m-%d}"
+
+
+class UnpricedSpan(Span):
+    """Spans with tokens whose model has no price: listed for admins to add the missing price."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "span with unknown cost"
+        verbose_name_plural = "spans with unknown cost"

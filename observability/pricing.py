@@ -54,7 +54,9 @@ class Cost:
     price_id: int | None = None
 
 
-def cost_of(price: Price | None, *, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> Cost:
+def cost_of(
+    price: Price | None, *, input_tokens: int = 0, output_tokens: int = 0, cached_input_tokens: int = 0
+) -> Cost:
     """USD for one call. `input_tokens` includes the cached ones (OpenTelemetry's convention):
     they are subtracted before pricing so nothing is counted twice."""
     if input_tokens <= 0 and output_tokens <= 0:

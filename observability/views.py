@@ -1,10 +1,30 @@
-"""Observability pages. The overview's live charts and the traces explorer arrive with the
-dashboard issue; until then these pages show their designed empty states."""
+"""Observability endpoints: OTLP ingest, Prometheus /metrics, trace export; the pages.
 
-from django.http import HttpRequest, HttpResponse
+The overview's live charts and the traces explorer arrive with the dashboard issue; until
+then those pages show their designed empty states."""
+
+from __future__ import annotations
+
+import gzip
+import hmac
+import json
+import zlib
+from uuid import UUID
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
 
 from aios_core.access import VIEWER, role_required
+from aios_core.api import json_error
+from observability import otlp, prometheus
+from observability.exporting import trace_export
+from observability.models import Trace
+
+OTLP_MAX_BYTES = 16 * 1024 * 1024
 
 
 @role_required(VIEWER)
@@ -15,3 +35,79 @@ def overview(request: HttpRequest) -> HttpResponse:
 @role_required(VIEWER)
 def traces(request: HttpRequest) -> HttpResponse:
     return render(request, "section_empty.html", {"title": "Traces", "message": "No traces recorded yet."})
+
+
+@role_required(VIEWER)
+@require_GET
+def trace_download(request: HttpRequest, trace_id: UUID) -> HttpResponse:
+    """The trace and all its spans as a JSON file."""
+    try:
+        document = trace_export(trace_id)
+    except Trace.DoesNotExist as exc:
+        raise Http404("no such trace") from exc
+    response = JsonResponse(document, json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="trace-{trace_id.hex}.json"'
+    return response
+
+
+def _read_body(request: HttpRequest) -> bytes:
+    raw = request.read(OTLP_MAX_BYTES + 1)
+    if len(raw) > OTLP_MAX_BYTES:
+        raise ValueError("too_large")
+    encoding = request.headers.get("Content-Encoding", "").lower()
+    if encoding == "gzip":
+        return gzip.decompress(raw)
+    if encoding == "deflate":
+        return zlib.decompress(raw)
+    return raw
+
+
+@csrf_exempt  # API-token only (ApiTokenMiddleware refuses anything else on /v1/)
+@require_POST
+def otlp_traces(request: HttpRequest) -> HttpResponse:
+    """OTLP/HTTP `POST /v1/traces`, protobuf or JSON, API token with the `ingest` scope."""
+    content_type = request.content_type or ""
+    try:
+        body = _read_body(request)
+    except ValueError:
+        return json_error(413, "too_large", f"OTLP bodies are limited to {OTLP_MAX_BYTES} bytes.")
+    except (OSError, zlib.error):
+        return json_error(400, "bad_encoding", "The body does not match its Content-Encoding.")
+    try:
+        if content_type == "application/x-protobuf":
+            spans = otlp.decode_protobuf(body)
+        elif content_type == "application/json":
+            spans = otlp.decode_json(json.loads(body or b"{}"))
+        else:
+            return json_error(415, "unsupported_media_type", "Send application/x-protobuf or application/json.")
+    except (otlp.OtlpError, ValueError) as exc:
+        return json_error(400, "bad_request", str(exc)[:500])
+    token = request.api_token  # type: ignore[attr-defined]
+    result = otlp.ingest(spans, username=request.user.get_username(), api_token=token.name if token else "")
+    return _otlp_response(content_type, result)
+
+
+def _otlp_response(content_type: str, result: otlp.IngestResult) -> HttpResponse:
+    message = "; ".join(result.errors)
+    if content_type == "application/x-protobuf":
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+        response = ExportTraceServiceResponse()
+        if result.rejected:
+            response.partial_success.rejected_spans = result.rejected
+            response.partial_success.error_message = message
+        return HttpResponse(response.SerializeToString(), content_type="application/x-protobuf")
+    body = {"partialSuccess": {"rejectedSpans": result.rejected, "errorMessage": message}} if result.rejected else {}
+    return JsonResponse(body)
+
+
+@login_not_required  # guarded by its own bearer token (AIOS_METRICS_TOKEN), not by a login
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    expected = settings.AIOS_METRICS_TOKEN
+    if not expected:
+        return json_error(404, "disabled", "Prometheus metrics are disabled: set AIOS_METRICS_TOKEN to enable them.")
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("bearer ") or not hmac.compare_digest(header[7:].strip(), expected):
+        return json_error(401, "unauthorized", "Send Authorization: Bearer <AIOS_METRICS_TOKEN>.")
+    return HttpResponse(prometheus.render(), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -64,3 +64,26 @@ def celery_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[sub
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_span_writer(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The span writer holds its own connection: close it before the test database is dropped."""
+    if "django_db_setup" in request.fixturenames or any("db" in str(i.keywords) for i in request.session.items):
+        request.getfixturevalue("django_db_setup")
+    yield
+    from django.db import connection
+
+    from observability.writer import flush_at_exit
+
+    flush_at_exit()
+    # Subprocesses (workers, servers) may still be closing their connections: end them, so the
+    # test database can be dropped.
+    try:
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+    except Exception:  # noqa: BLE001 - no database in this session
+        pass

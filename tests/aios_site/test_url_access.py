@@ -23,7 +23,7 @@ PUBLIC = {
     "admin:login",  # Django admin's own login form (it only logs in staff)
 }
 
-SAMPLES = {"int": "1", "uuid": str(uuid.uuid4()), "slug": "x", "str": "x", "path": "x/y"}
+SAMPLES = {"int": "1", "uuid": str(uuid.uuid4()), "trace_id": uuid.uuid4().hex, "slug": "x", "str": "x", "path": "x/y"}
 _CONVERTER = re.compile(r"<(?:(\w+):)?(\w+)>")
 
 

@@ -1,0 +1,152 @@
+"""Observability writes: prices (audited), cost recomputation (audited), retention."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.forms.models import model_to_dict
+from django.utils import timezone
+
+from observability.audit import audit_append
+from observability.models import ModelPrice
+from observability.pricing import bump_price_version, compile_pattern
+
+PRICE_FIELDS = ("provider", "pattern", "display_name", "input_per_mtok", "output_per_mtok", "cached_input_per_mtok",
+                "effective_from", "priority", "notes")  # fmt: skip
+
+
+def price_validate(*, pattern: str, input_per_mtok: Any, output_per_mtok: Any, cached_input_per_mtok: Any) -> None:
+    errors: dict[str, str] = {}
+    try:
+        compile_pattern(pattern)
+    except re.error as exc:
+        errors["pattern"] = f"Not a valid regular expression: {exc}"
+    for field, value in (("input_per_mtok", input_per_mtok), ("output_per_mtok", output_per_mtok),
+                         ("cached_input_per_mtok", cached_input_per_mtok)):  # fmt: skip
+        if value is not None and Decimal(value) < 0:
+            errors[field] = "Prices cannot be negative."
+    if errors:
+        raise ValidationError(errors)
+
+
+def _snapshot(price: ModelPrice) -> dict[str, Any]:
+    return {k: str(v) if v is not None else None for k, v in model_to_dict(price, fields=PRICE_FIELDS).items()}
+
+
+def price_save(*, price: ModelPrice, actor: Any) -> ModelPrice:
+    """Create or change a price row, audited. Recorded span costs are not touched."""
+    price_validate(pattern=price.pattern, input_per_mtok=price.input_per_mtok, output_per_mtok=price.output_per_mtok,
+                   cached_input_per_mtok=price.cached_input_per_mtok)  # fmt: skip
+    with transaction.atomic():
+        before = _snapshot(ModelPrice.objects.get(pk=price.pk)) if price.pk else None
+        price.save()
+        price.refresh_from_db()  # what the database holds (decimal places), not the form's values
+        after = _snapshot(price)
+        changes = {k: [before[k], v] for k, v in after.items() if before and before[k] != v}
+        audit_append(
+            action="price.changed" if before else "price.created", object_type="model_price", object_id=price.pk,
+            data={"price": after, "changes": changes} if before else {"price": after}, actor=actor,
+        )  # fmt: skip
+        transaction.on_commit(bump_price_version)
+    return price
+
+
+def price_delete(*, price: ModelPrice, actor: Any) -> None:
+    with transaction.atomic():
+        audit_append(action="price.deleted", object_type="model_price", object_id=price.pk,
+                     data={"price": _snapshot(price)}, actor=actor)  # fmt: skip
+        price.delete()
+        transaction.on_commit(bump_price_version)
+
+
+_RECOMPUTE_SPANS = """
+UPDATE observability_span SET
+    cost_usd = round(((input_tokens - least(cached_input_tokens, input_tokens)) * %(inp)s
+                     + least(cached_input_tokens, input_tokens) * %(cached)s
+                     + output_tokens * %(out)s) / 1000000.0, 10),
+    cost_status = 'priced'
+WHERE model = ANY(%(models)s) AND started_at >= %(since)s AND (input_tokens > 0 OR output_tokens > 0)
+"""
+
+_REFRESH_ROLLUPS = """
+UPDATE observability_spanrollup r SET cost_usd = s.cost, unknown_cost_count = s.unknown
+FROM (
+    SELECT date_trunc(%(unit)s, started_at) AS bucket, kind, agent, model, provider,
+           coalesce(sum(cost_usd), 0) AS cost, count(*) FILTER (WHERE cost_status = 'unknown_model') AS unknown
+    FROM observability_span
+    WHERE model = ANY(%(models)s) AND started_at >= date_trunc(%(unit)s, %(since)s::timestamptz)
+    GROUP BY 1, 2, 3, 4, 5
+) s
+WHERE r.resolution = %(resolution)s AND r.bucket = s.bucket AND r.kind = s.kind AND r.agent = s.agent
+  AND r.model = s.model AND r.provider = s.provider
+"""
+
+_REFRESH_TRACES = """
+UPDATE observability_trace t SET cost_usd = s.cost
+FROM (SELECT trace_id, coalesce(sum(cost_usd), 0) AS cost FROM observability_span
+      WHERE trace_id IN (SELECT DISTINCT trace_id FROM observability_span
+                         WHERE model = ANY(%(models)s) AND started_at >= %(since)s)
+      GROUP BY trace_id) s
+WHERE t.trace_id = s.trace_id
+"""
+
+
+def costs_recompute(*, price: ModelPrice, since: datetime, actor: Any) -> dict[str, Any]:
+    """Re-price every recorded span of the models `price` matches, from `since`, with `price`,
+    and bring the rollups and trace totals in line. The only path that rewrites costs: audited."""
+    regex = compile_pattern(price.pattern)
+    with connection.cursor() as cur:
+        cur.execute("SELECT DISTINCT model FROM observability_span WHERE started_at >= %s AND model <> ''", [since])
+        models = sorted(m for (m,) in cur.fetchall() if regex.fullmatch(m))
+    cached = price.cached_input_per_mtok if price.cached_input_per_mtok is not None else price.input_per_mtok
+    params = {"models": models, "since": since, "inp": price.input_per_mtok, "out": price.output_per_mtok,
+              "cached": cached}  # fmt: skip
+    with transaction.atomic(), connection.cursor() as cur:
+        updated = 0
+        if models:
+            cur.execute(_RECOMPUTE_SPANS, params)
+            updated = cur.rowcount
+            for unit, resolution in (("minute", 60), ("hour", 3600)):
+                cur.execute(_REFRESH_ROLLUPS, {**params, "unit": unit, "resolution": resolution})
+            cur.execute(_REFRESH_TRACES, params)
+        result = {"price_id": price.pk, "pattern": price.pattern, "since": since.isoformat(), "models": models,
+                  "spans_updated": updated}  # fmt: skip
+        audit_append(action="price.costs_recomputed", object_type="model_price", object_id=price.pk, data=result,
+                     actor=actor)  # fmt: skip
+    return result
+
+
+def _delete_in_batches(sql: str, params: list[Any], batch: int = 10_000) -> int:
+    total = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(sql, [*params, batch])
+            total += cur.rowcount
+            if cur.rowcount < batch:
+                return total
+
+
+def spans_delete_expired(*, now: datetime | None = None) -> dict[str, int]:
+    """Retention: spans and traces older than AIOS_SPAN_RETENTION_DAYS; minute rollups after
+    8 days (the longest dashboard window is 7), hour rollups after 400 days. Batched, so
+    no transaction holds locks for long."""
+    now = now or timezone.now()
+    span_cutoff = now - timedelta(days=settings.AIOS_SPAN_RETENTION_DAYS)
+    return {
+        "spans": _delete_in_batches(
+            "DELETE FROM observability_span WHERE id IN "
+            "(SELECT id FROM observability_span WHERE started_at < %s LIMIT %s)", [span_cutoff]),
+        "traces": _delete_in_batches(
+            "DELETE FROM observability_trace WHERE trace_id IN "
+            "(SELECT trace_id FROM observability_trace WHERE started_at < %s LIMIT %s)", [span_cutoff]),
+        "rollups": _delete_in_batches(
+            "DELETE FROM observability_spanrollup WHERE id IN (SELECT id FROM observability_spanrollup WHERE "
+            "(resolution = 60 AND bucket < %s) OR (resolution = 3600 AND bucket < %s) LIMIT %s)",
+            [now - timedelta(days=8), now - timedelta(days=400)]),
+    }  # fmt: skip

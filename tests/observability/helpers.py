@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from observability import get_observability
+from observability.models import Span
+
+
+def flushed() -> None:
+    assert get_observability().flush(timeout=30), "spans were not written in time"
+
+
+def spans_named(*names: str) -> dict[str, Span]:
+    flushed()
+    return {s.name: s for s in Span.objects.filter(name__in=names)}
+
+
+def clean_slate() -> None:
+    """Write whatever earlier tests left in the buffer, then start from empty tables."""
+    from observability.models import SpanRollup, Trace
+
+    flushed()
+    Span.objects.all()._raw_delete(Span.objects.db)
+    Trace.objects.all().delete()
+    SpanRollup.objects.all().delete()
