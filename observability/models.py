@@ -186,11 +186,18 @@ class Span(models.Model):
         return (self.parent_span_id & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big").hex()
 
 
+ALL = "*"  # the dimension value of rollup rows that aggregate over that dimension
+
+
 class SpanRollup(models.Model):
-    """Per-minute and per-hour aggregates of spans, per (kind, agent, model, provider), with
-    a log-spaced latency histogram (observability.histogram: at most 2% relative error), so
-    dashboards read a few thousand rows instead of scanning millions of spans. Written by the
-    span writer in the same transaction as the spans it counts."""
+    """Per-minute and per-hour aggregates of spans, with a sparse log-spaced latency histogram
+    (observability.histogram: at most 2% relative error), so dashboards read a few hundred rows
+    instead of scanning millions of spans. Written by the span writer in the same transaction
+    as the spans it counts.
+
+    Each bucket holds one row per (kind, agent, model, provider) and pre-aggregated rows with
+    "*" for the dimensions they sum over: per agent, per model, and the total. A summary with
+    no filter reads only those (about 15 rows an hour, whatever the traffic)."""
 
     resolution = models.PositiveIntegerField()  # seconds: 60 or 3600
     bucket = models.DateTimeField()
@@ -207,7 +214,8 @@ class SpanRollup(models.Model):
     reasoning_tokens = models.BigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0)
     unknown_cost_count = models.BigIntegerField(default=0)
-    histogram = ArrayField(models.IntegerField())
+    hist_bins = ArrayField(models.SmallIntegerField())  # ascending bin indexes with a count
+    hist_counts = ArrayField(models.IntegerField())
 
     class Meta:
         constraints = [

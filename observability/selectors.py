@@ -7,14 +7,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import psycopg
 from django.db import connection
 from django.utils import timezone
 
 from observability import histogram
+from observability.models import ALL
 
-# Windows up to this long read per-minute rollups; longer ones read per-hour rollups, so a
-# 7-day summary reads ~170 buckets per series rather than ~10,000.
-MINUTE_ROLLUPS_UP_TO = timedelta(hours=3)
+# Windows up to this long read per-minute rollups; longer ones per-hour rollups (with hour
+# resolution at the window's start), so a 7-day summary reads ~170 buckets, not ~10,000.
+MINUTE_ROLLUPS_UP_TO = timedelta(hours=1)
 QUANTILES = (50, 95, 99)
 
 
@@ -70,6 +72,29 @@ def _filters(agent: str | None, model: str | None, kind: str | None) -> tuple[st
     return sql, params
 
 
+def _sparse(blob: bytes, dtype: str) -> np.ndarray:
+    """Decode Postgres' binary array format (array_send) without building Python ints:
+    a 20-byte header, then (4-byte length, value) per element."""
+    if len(blob) <= 20:  # an empty array has a shorter header and no elements
+        return np.zeros(0, dtype=dtype)
+    record = np.dtype([("len", ">i4"), ("value", dtype)])
+    return np.frombuffer(blob, dtype=record, offset=20)["value"]
+
+
+def _rollup_rows(resolution: int, first: datetime, end: datetime, where: str, params: list[Any]) -> list[tuple]:
+    # array_send: the histograms travel as bytes and decode straight into numpy (see _sparse);
+    # as int arrays, turning them into Python lists cost more than the query itself.
+    sql = (
+        "SELECT agent, model, count, error_count, latency_sum_ms, input_tokens, output_tokens, cost_usd, "
+        "unknown_cost_count, array_send(hist_bins), array_send(hist_counts) FROM observability_spanrollup "
+        f"WHERE resolution = %s AND bucket >= %s AND bucket <= %s{where}"
+    )
+    raw = connection.connection
+    with psycopg.Cursor(raw) as cur:  # a binary-capable cursor (Django's are client-side)
+        cur.execute(sql, [resolution, first, end, *params], binary=True)
+        return cur.fetchall()
+
+
 def _from_rollups(
     start: datetime, end: datetime, agent: str | None, model: str | None, kind: str | None
 ) -> dict[str, Any]:
@@ -77,23 +102,32 @@ def _from_rollups(
     first_bucket = start.replace(second=0, microsecond=0)
     if resolution == 3600:
         first_bucket = first_bucket.replace(minute=0)
-    where, params = _filters(agent, model, kind)
-    sql = (
-        "SELECT agent, model, count, error_count, latency_sum_ms, input_tokens, output_tokens, cost_usd, "
-        "unknown_cost_count, histogram FROM observability_spanrollup "
-        f"WHERE resolution = %s AND bucket >= %s AND bucket <= %s{where}"
-    )
+    if agent is None and model is None and kind is None:
+        # The pre-aggregated rows: the total, one per agent, one per model (see SpanRollup).
+        where, params = " AND kind = %s AND provider = %s AND (agent = %s OR model = %s)", [ALL, ALL, ALL, ALL]
+    else:
+        where, params = _filters(agent, model, kind)
+        where += " AND kind <> %s"
+        params.append(ALL)
+    connection.ensure_connection()
+    rows = _rollup_rows(resolution, first_bucket, end, where, params)
     total, by_agent, by_model = _Acc(), defaultdict(_Acc), defaultdict(_Acc)
-    with connection.cursor() as cur:
-        cur.execute(sql, [resolution, first_bucket, end, *params])
-        rows = cur.fetchall()
-    if rows:
-        hists = np.asarray([r[9] for r in rows], dtype=np.int64)
-        for r, hist in zip(rows, hists, strict=True):
-            values = (r[2], r[3], r[4], r[5], r[6], r[7], r[8], hist)
+    pre_aggregated = agent is None and model is None and kind is None
+    for r in rows:
+        hist = np.zeros(histogram.N_BINS, dtype=np.int64)
+        hist[_sparse(r[9], ">i2").astype(np.int64)] = _sparse(r[10], ">i4")
+        values = (r[2], r[3], r[4], r[5], r[6], r[7], r[8], hist)
+        row_agent, row_model = r[0], r[1]
+        if not pre_aggregated:
             total.add(*values)
-            by_agent[r[0]].add(*values)
-            by_model[r[1]].add(*values)
+            by_agent[row_agent].add(*values)
+            by_model[row_model].add(*values)
+        elif row_agent == ALL and row_model == ALL:
+            total.add(*values)
+        elif row_model == ALL:
+            by_agent[row_agent].add(*values)
+        else:
+            by_model[row_model].add(*values)
     return {
         "summary": total.result(),
         "by_agent": {k: v.result() for k, v in sorted(by_agent.items())},

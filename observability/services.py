@@ -65,26 +65,36 @@ def price_delete(*, price: ModelPrice, actor: Any) -> None:
         transaction.on_commit(bump_price_version)
 
 
-_RECOMPUTE_SPANS = """
-UPDATE observability_span SET
-    cost_usd = round(((input_tokens - least(cached_input_tokens, input_tokens)) * %(inp)s
-                     + least(cached_input_tokens, input_tokens) * %(cached)s
-                     + output_tokens * %(out)s) / 1000000.0, 10),
-    cost_status = 'priced'
-WHERE model = ANY(%(models)s) AND started_at >= %(since)s AND (input_tokens > 0 OR output_tokens > 0)
-"""
-
-_REFRESH_ROLLUPS = """
-UPDATE observability_spanrollup r SET cost_usd = s.cost, unknown_cost_count = s.unknown
-FROM (
-    SELECT date_trunc(%(unit)s, started_at) AS bucket, kind, agent, model, provider,
-           coalesce(sum(cost_usd), 0) AS cost, count(*) FILTER (WHERE cost_status = 'unknown_model') AS unknown
-    FROM observability_span
-    WHERE model = ANY(%(models)s) AND started_at >= date_trunc(%(unit)s, %(since)s::timestamptz)
-    GROUP BY 1, 2, 3, 4, 5
-) s
-WHERE r.resolution = %(resolution)s AND r.bucket = s.bucket AND r.kind = s.kind AND r.agent = s.agent
-  AND r.model = s.model AND r.provider = s.provider
+# One statement: re-price the spans, and move the rollups (each series and its "*" rows) by
+# exactly the change, so rollups of spans already past retention are left as they were.
+_RECOMPUTE = """
+WITH old AS (
+    SELECT id, cost_usd AS old_cost, cost_status AS old_status FROM observability_span
+    WHERE model = ANY(%(models)s) AND started_at >= %(since)s AND (input_tokens > 0 OR output_tokens > 0)
+    FOR UPDATE
+), changed AS (
+    UPDATE observability_span s SET
+        cost_usd = round(((s.input_tokens - least(s.cached_input_tokens, s.input_tokens)) * %(inp)s
+                          + least(s.cached_input_tokens, s.input_tokens) * %(cached)s
+                          + s.output_tokens * %(out)s) / 1000000.0, 10),
+        cost_status = 'priced'
+    FROM old WHERE s.id = old.id
+    RETURNING s.started_at, s.kind, s.agent, s.model, s.provider,
+              s.cost_usd - coalesce(old.old_cost, 0) AS d_cost, (old.old_status = 'unknown_model')::int AS d_unknown
+), deltas AS (
+    SELECT r.resolution, date_trunc(r.unit, c.started_at) AS bucket, d.kind, d.agent, d.model, d.provider,
+           sum(c.d_cost) AS d_cost, sum(c.d_unknown) AS d_unknown
+    FROM changed c
+    CROSS JOIN (VALUES (60, 'minute'), (3600, 'hour')) AS r(resolution, unit)
+    CROSS JOIN LATERAL (VALUES (c.kind, c.agent, c.model, c.provider), ('*', c.agent, '*', '*'),
+                               ('*', '*', c.model, '*'), ('*', '*', '*', '*')) AS d(kind, agent, model, provider)
+    GROUP BY 1, 2, 3, 4, 5, 6
+)
+UPDATE observability_spanrollup r
+SET cost_usd = r.cost_usd + deltas.d_cost, unknown_cost_count = r.unknown_cost_count - deltas.d_unknown
+FROM deltas
+WHERE r.resolution = deltas.resolution AND r.bucket = deltas.bucket AND r.kind = deltas.kind
+  AND r.agent = deltas.agent AND r.model = deltas.model AND r.provider = deltas.provider
 """
 
 _REFRESH_TRACES = """
@@ -110,10 +120,13 @@ def costs_recompute(*, price: ModelPrice, since: datetime, actor: Any) -> dict[s
     with transaction.atomic(), connection.cursor() as cur:
         updated = 0
         if models:
-            cur.execute(_RECOMPUTE_SPANS, params)
-            updated = cur.rowcount
-            for unit, resolution in (("minute", 60), ("hour", 3600)):
-                cur.execute(_REFRESH_ROLLUPS, {**params, "unit": unit, "resolution": resolution})
+            cur.execute(
+                "SELECT count(*) FROM observability_span WHERE model = ANY(%(models)s) AND started_at >= %(since)s "
+                "AND (input_tokens > 0 OR output_tokens > 0)",
+                params,
+            )
+            updated = cur.fetchone()[0]
+            cur.execute(_RECOMPUTE, params)
             cur.execute(_REFRESH_TRACES, params)
         result = {"price_id": price.pk, "pattern": price.pattern, "since": since.isoformat(), "models": models,
                   "spans_updated": updated}  # fmt: skip

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from observability import histogram, prometheus
+from observability.models import ALL
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,8 @@ ON CONFLICT (trace_id) DO UPDATE SET
 ROLLUP_UPSERT = """
 INSERT INTO observability_spanrollup AS r (resolution, bucket, kind, agent, model, provider, count, error_count,
     latency_sum_ms, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cost_usd, unknown_cost_count,
-    histogram)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    hist_bins, hist_counts)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (resolution, bucket, kind, agent, model, provider) DO UPDATE SET
     count = r.count + EXCLUDED.count,
     error_count = r.error_count + EXCLUDED.error_count,
@@ -71,7 +72,8 @@ ON CONFLICT (resolution, bucket, kind, agent, model, provider) DO UPDATE SET
     reasoning_tokens = r.reasoning_tokens + EXCLUDED.reasoning_tokens,
     cost_usd = r.cost_usd + EXCLUDED.cost_usd,
     unknown_cost_count = r.unknown_cost_count + EXCLUDED.unknown_cost_count,
-    histogram = aios_int_array_add(r.histogram, EXCLUDED.histogram)
+    (hist_bins, hist_counts) = (
+        SELECT bins, counts FROM aios_hist_merge(r.hist_bins, r.hist_counts, EXCLUDED.hist_bins, EXCLUDED.hist_counts))
 """
 
 RESOLUTIONS = (60, 3600)
@@ -101,27 +103,57 @@ def span_row(span: Any, ended_at: datetime, latency_ms: float, price: Any) -> tu
     )  # fmt: skip
 
 
+def series_keys(kind: str, agent: str, model: str, provider: str) -> tuple[tuple[str, str, str, str], ...]:
+    """The rollup rows one span counts in: its own series, its agent's, its model's, the total."""
+    return ((kind, agent, model, provider), (ALL, agent, ALL, ALL), (ALL, ALL, model, ALL), (ALL, ALL, ALL, ALL))
+
+
 def rollup_rows(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Aggregate a batch of span rows into rollup deltas, one per (resolution, bucket, series)."""
-    groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    """Aggregate a batch of span rows into rollup deltas, one per (resolution, bucket, series).
+
+    One pass groups spans by (series, minute); those few groups are then merged into the hour
+    buckets and the "*" rows, so the per-span cost does not grow with the number of rollups."""
+    c_kind, c_agent, c_model, c_prov = COL["kind"], COL["agent"], COL["model"], COL["provider"]
+    c_start, c_status, c_cost, c_cstat = COL["started_at"], COL["status"], COL["cost_usd"], COL["cost_status"]
+    c_in, c_out = COL["input_tokens"], COL["output_tokens"]
+    c_cached, c_reason = COL["cached_input_tokens"], COL["reasoning_tokens"]
+    base: dict[tuple[Any, ...], list[Any]] = {}
     for i, r in enumerate(rows):
-        series = (r[COL["kind"]], r[COL["agent"]], r[COL["model"]], r[COL["provider"]])
-        for res in RESOLUTIONS:
-            groups[(res, _floor(r[COL["started_at"]], res), *series)].append(i)
+        key = (r[c_kind], r[c_agent], r[c_model], r[c_prov], r[c_start].replace(second=0, microsecond=0))
+        acc = base.get(key)
+        if acc is None:
+            acc = base[key] = [0, 0, 0, 0, 0, 0, Decimal(0), 0, []]
+        acc[0] += r[c_status] == "error"
+        acc[1] += r[c_in]
+        acc[2] += r[c_out]
+        acc[3] += r[c_cached]
+        acc[4] += r[c_reason]
+        if r[c_cost] is not None:
+            acc[6] += r[c_cost]
+        acc[7] += r[c_cstat] == "unknown_model"
+        acc[8].append(i)
     latency = np.fromiter((r[COL["latency_ms"]] for r in rows), dtype=np.float64, count=len(rows))
     bins = histogram.bins_of(latency)
-    out = []
-    for key in sorted(groups):  # a fixed order: concurrent writers lock rows alike, no deadlock
-        idx = groups[key]
-        members = [rows[i] for i in idx]
-        cost = sum((m[COL["cost_usd"]] for m in members if m[COL["cost_usd"]] is not None), Decimal(0))
+    merged: dict[tuple[Any, ...], list[Any]] = {}
+    for (kind, agent, model, provider, minute), acc in base.items():
+        idx = np.asarray(acc[8])
         hist = np.bincount(bins[idx], minlength=histogram.N_BINS)
-        out.append((
-            *key, len(idx), sum(m[COL["status"]] == "error" for m in members), float(latency[idx].sum()),
-            sum(m[COL["input_tokens"]] for m in members), sum(m[COL["output_tokens"]] for m in members),
-            sum(m[COL["cached_input_tokens"]] for m in members), sum(m[COL["reasoning_tokens"]] for m in members),
-            cost, sum(m[COL["cost_status"]] == "unknown_model" for m in members), hist.tolist(),
-        ))  # fmt: skip
+        values = [len(idx), acc[0], float(latency[idx].sum()), *acc[1:5], acc[6], acc[7]]
+        for res, bucket in ((60, minute), (3600, minute.replace(minute=0))):
+            for series in series_keys(kind, agent, model, provider):
+                key = (res, bucket, *series)
+                target = merged.get(key)
+                if target is None:
+                    merged[key] = [*values, hist.copy()]
+                else:
+                    for n, v in enumerate(values):
+                        target[n] += v
+                    target[-1] += hist
+    out = []
+    for key in sorted(merged):  # a fixed order: concurrent writers lock rows alike, no deadlock
+        *values, hist = merged[key]
+        nonzero = np.flatnonzero(hist)
+        out.append((*key, *values, nonzero.tolist(), hist[nonzero].tolist()))
     return out
 
 

@@ -30,6 +30,12 @@ os.environ["AIOS_TEST_RUN_ID"] = RUN_ID
 # One test database per run, so concurrent runs on one server never drop each other's.
 os.environ.setdefault("AIOS_TEST_DB_NAME", f"test_aios_{RUN_ID}")
 
+# Prometheus multiprocess files of this run only (a dev server's counters must not leak in).
+_prom_dir = ROOT / "var" / f"prom-{RUN_ID}"
+_prom_dir.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_prom_dir)
+atexit.register(shutil.rmtree, _prom_dir, True)
+
 if not os.environ.get("REDIS_URL"):
     from aios_core import embedded
 

@@ -10,13 +10,17 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        # Element-wise sum of two int arrays: merges rollup histograms in an upsert.
+        # Merge two sparse histograms (ascending bins with counts): used by the rollup upsert.
         migrations.RunSQL(
-            """CREATE OR REPLACE FUNCTION aios_int_array_add(a int[], b int[]) RETURNS int[]
+            """CREATE OR REPLACE FUNCTION aios_hist_merge(ab smallint[], ac int[], bb smallint[], bc int[],
+                                                        OUT bins smallint[], OUT counts int[])
                LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-               $$ SELECT array_agg(coalesce(x, 0) + coalesce(y, 0) ORDER BY i)
-                  FROM unnest(a, b) WITH ORDINALITY AS u(x, y, i) $$""",
-            "DROP FUNCTION IF EXISTS aios_int_array_add(int[], int[])",
+               $$ SELECT array_agg(bin ORDER BY bin), array_agg(n ORDER BY bin)
+                  FROM (SELECT bin, sum(n)::int AS n
+                        FROM (SELECT * FROM unnest(ab, ac) AS a(bin, n)
+                              UNION ALL SELECT * FROM unnest(bb, bc) AS b(bin, n)) u
+                        GROUP BY bin) s $$""",
+            "DROP FUNCTION IF EXISTS aios_hist_merge(smallint[], int[], smallint[], int[])",
         ),
         migrations.CreateModel(
             name="ModelPrice",
@@ -158,7 +162,11 @@ class Migration(migrations.Migration):
                 ("reasoning_tokens", models.BigIntegerField(default=0)),
                 ("cost_usd", models.DecimalField(decimal_places=10, default=0, max_digits=20)),
                 ("unknown_cost_count", models.BigIntegerField(default=0)),
-                ("histogram", django.contrib.postgres.fields.ArrayField(base_field=models.IntegerField(), size=None)),
+                (
+                    "hist_bins",
+                    django.contrib.postgres.fields.ArrayField(base_field=models.SmallIntegerField(), size=None),
+                ),
+                ("hist_counts", django.contrib.postgres.fields.ArrayField(base_field=models.IntegerField(), size=None)),
             ],
             options={
                 "constraints": [

@@ -19,10 +19,11 @@ from observability.tracing import Span as OpenSpan
 from observability.writer import SpanWriter
 
 pytestmark = pytest.mark.django_db
-ARRAY_ADD_SQL = (
-    "CREATE FUNCTION aios_int_array_add(a int[], b int[]) RETURNS int[] LANGUAGE sql IMMUTABLE AS "
-    "$$ SELECT array_agg(coalesce(x, 0) + coalesce(y, 0) ORDER BY i) "
-    "FROM unnest(a, b) WITH ORDINALITY AS u(x, y, i) $$"
+HIST_MERGE_SQL = (
+    "CREATE FUNCTION aios_hist_merge(ab smallint[], ac int[], bb smallint[], bc int[], OUT bins smallint[], "
+    "OUT counts int[]) LANGUAGE sql IMMUTABLE AS $$ SELECT array_agg(bin ORDER BY bin), array_agg(n ORDER BY bin) "
+    "FROM (SELECT bin, sum(n)::int AS n FROM (SELECT * FROM unnest(ab, ac) AS a(bin, n) UNION ALL "
+    "SELECT * FROM unnest(bb, bc) AS b(bin, n)) u GROUP BY bin) s $$"
 )
 
 
@@ -35,7 +36,7 @@ def private_postgres() -> Iterator[tuple[Any, str]]:
     with wrapper.schema_editor() as editor:
         for model in (Trace, Span, SpanRollup):
             editor.create_model(model)
-        editor.execute(ARRAY_ADD_SQL)
+        editor.execute(HIST_MERGE_SQL)
     wrapper.close()
     yield data_dir, url
     embedded.postgres_stop(data_dir)

@@ -9,6 +9,7 @@ import os
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
@@ -34,6 +35,7 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0)
             call_command("aios_seed", stdout=self.stdout)
             call_command("collectstatic", interactive=False, verbosity=0)
+        self._reset_prometheus_dir()
         py = sys.executable
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
         commands = {
@@ -52,6 +54,12 @@ class Command(BaseCommand):
             sup.stop()
             self._stop_embedded()
         sys.exit(code)
+
+    def _reset_prometheus_dir(self) -> None:
+        """Multiprocess metric files of processes from a previous run would be summed in."""
+        prom = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+        for f in prom.glob("*.db"):
+            f.unlink(missing_ok=True)
 
     def _announce(self, host: str, port: int) -> None:
         url = f"http://{host}:{port}"
