@@ -3,7 +3,9 @@
 from django.urls import path
 
 from aios_site.consumers import NotificationConsumer
+from observability.consumers import MetricsConsumer
 
 websocket_urlpatterns = [
     path("ws/notifications/", NotificationConsumer.as_asgi()),
+    path("ws/metrics/", MetricsConsumer.as_asgi()),
 ]

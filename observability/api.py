@@ -12,6 +12,7 @@ from ninja import Router, Schema
 from aios_core.access import VIEWER
 from aios_core.api import Page, paginate, require_role
 from observability.exporting import trace_export, usd
+from observability.live import snapshot
 from observability.models import Trace
 from observability.selectors import metrics_summary
 
@@ -28,6 +29,14 @@ def summary(
     """Calls, error rate, tokens, cost and P50/P95/P99 latency, in total, per agent and per model."""
     require_role(request, VIEWER)
     return metrics_summary(window=WINDOWS[window], agent=agent, model=model, kind=kind, exact=exact)
+
+
+@router.get("/metrics/timeseries")
+def timeseries(request: HttpRequest, window: Literal["15m", "1h", "24h", "7d"] = "1h") -> dict[str, Any]:
+    """The overview's data for a window: points (calls, errors, cost, P50/P95/P99), the summary,
+    and the live feed's sequence number it corresponds to."""
+    require_role(request, VIEWER)
+    return snapshot(window)
 
 
 class TraceOut(Schema):

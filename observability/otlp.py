@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from observability.pricing import prices
 from observability.writer import get_writer, span_row
 
 _LLM_OPERATIONS = {"chat", "text_completion", "generate_content", "completion", "embeddings", "responses"}
@@ -252,7 +251,6 @@ def ingest(spans: list[_SpanData], *, username: str = "", api_token: str = "") -
         span = _IngestedSpan(d, username, api_token)
         latency_ms = (d.end_ns - d.start_ns) / 1e6
         ended_at = datetime.fromtimestamp(d.end_ns / 1e9, UTC)
-        price = prices.price_for(span.model, span.started_at, span.provider) if span.model else None
-        writer.add_row(span_row(span, ended_at, latency_ms, price))
+        writer.add_row(span_row(span, ended_at, latency_ms))
         result.accepted += 1
     return result

@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import psycopg
 from django.db import connection
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from observability import histogram
-from observability.models import ALL
+from observability.models import ALL, Span, SpanRollup, Trace
 
 # Windows up to this long read per-minute rollups; longer ones per-hour rollups (with hour
 # resolution at the window's start), so a 7-day summary reads ~170 buckets, not ~10,000.
@@ -196,3 +197,149 @@ def metrics_summary(
     result = (_from_spans if exact else _from_rollups)(start, end, agent, model, kind)
     result["window"] = {"start": start.isoformat(), "end": end.isoformat(), "seconds": window.total_seconds()}
     return result
+
+
+# --- time series for the dashboard -----------------------------------------------------------------
+
+# window -> (rollup resolution, seconds per chart point)
+SERIES_LAYOUT: dict[str, tuple[int, int]] = {
+    "15m": (60, 60),
+    "1h": (60, 60),
+    "24h": (60, 600),
+    "7d": (3600, 3600),
+}
+WINDOW_SECONDS = {"15m": 900, "1h": 3600, "24h": 86400, "7d": 7 * 86400}
+
+
+def _floor_epoch(ts: datetime, step: int) -> datetime:
+    epoch = int(ts.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % step, tz=ts.tzinfo)
+
+
+def metrics_timeseries(*, window: str, now: datetime | None = None, points: int | None = None) -> dict[str, Any]:
+    """Per-point calls, errors, cost and latency percentiles for the overview charts, from the
+    pre-aggregated total rollup rows. `points` limits the result to the newest points (the live
+    feed sends the last two; a point still filling up is sent again when it changes)."""
+    resolution, step = SERIES_LAYOUT[window]
+    end = now or timezone.now()
+    span = WINDOW_SECONDS[window] if points is None else step * points
+    first = _floor_epoch(end - timedelta(seconds=span) + timedelta(seconds=step), step)
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cur:
+        cur.execute(
+            "SELECT bucket, count, error_count, cost_usd, latency_sum_ms, array_send(hist_bins), "
+            "array_send(hist_counts) "
+            "FROM observability_spanrollup WHERE resolution = %s AND kind = %s AND agent = %s AND model = %s "
+            "AND provider = %s AND bucket >= %s AND bucket <= %s ORDER BY bucket",
+            [resolution, ALL, ALL, ALL, ALL, first, end],
+            binary=True,
+        )
+        rows = cur.fetchall()
+    n = int((end - first).total_seconds() // step) + 1
+    calls = np.zeros(n, dtype=np.int64)
+    errors = np.zeros(n, dtype=np.int64)
+    cost = np.zeros(n, dtype=np.float64)
+    hists = np.zeros((n, histogram.N_BINS), dtype=np.int64)
+    for bucket, count, err, usd, _lat, bins_blob, counts_blob in rows:
+        i = int((bucket - first).total_seconds() // step)
+        if 0 <= i < n:
+            calls[i] += count
+            errors[i] += err
+            cost[i] += float(usd)
+            hists[i, _sparse(bins_blob, ">i2").astype(np.int64)] += _sparse(counts_blob, ">i4")
+    p50, p95, p99 = [], [], []
+    for i in range(n):
+        a, b, c = histogram.percentiles(hists[i], QUANTILES)
+        p50.append(a)
+        p95.append(b)
+        p99.append(c)
+    return {
+        "window": window,
+        "step_s": step,
+        "t": [(first + timedelta(seconds=step * i)).isoformat() for i in range(n)],
+        "calls": calls.tolist(),
+        "errors": errors.tolist(),
+        "error_rate": [(e / c if c else None) for e, c in zip(errors.tolist(), calls.tolist(), strict=True)],
+        "cost": np.round(cost, 10).tolist(),
+        "p50": p50,
+        "p95": p95,
+        "p99": p99,
+    }
+
+
+# --- traces explorer -----------------------------------------------------------------------------------
+
+
+def traces_search(
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    agent: str = "",
+    model: str = "",
+    status: str = "",
+    kind: str = "",
+    text: str = "",
+) -> QuerySet[Trace]:
+    """Traces matching the explorer's filters. Model, kind and text match any span of the trace
+    (text: span names and error messages), so the span someone remembers finds its trace."""
+    qs = Trace.objects.all()
+    if since:
+        qs = qs.filter(started_at__gte=since)
+    if until:
+        qs = qs.filter(started_at__lt=until)
+    if agent:
+        qs = qs.filter(agent=agent)
+    if status == "error":
+        qs = qs.filter(error_count__gt=0)
+    elif status == "ok":
+        qs = qs.filter(error_count=0)
+    if model or kind or text:
+        spans = Span.objects.all()
+        if since:
+            spans = spans.filter(started_at__gte=since - timedelta(hours=1))  # children start after their root
+        if model:
+            spans = spans.filter(model=model)
+        if kind:
+            spans = spans.filter(kind=kind)
+        if text:
+            spans = spans.filter(Q(name__icontains=text) | Q(error_message__icontains=text))
+        qs = qs.filter(trace_id__in=spans.values("trace_id"))
+    return qs
+
+
+def filter_choices(since: datetime) -> dict[str, list[str]]:
+    """Distinct agents and models seen recently, for the explorer's dropdowns (from rollups)."""
+    rows = SpanRollup.objects.filter(resolution=3600, bucket__gte=since).exclude(kind=ALL)
+    return {
+        "agents": sorted({a for a in rows.values_list("agent", flat=True).distinct() if a}),
+        "models": sorted({m for m in rows.values_list("model", flat=True).distinct() if m}),
+    }
+
+
+def waterfall(trace: Trace) -> list[dict[str, Any]]:
+    """The trace's spans in tree order (depth-first by start), each with its offset and width
+    as percentages of the trace's duration, for the waterfall timeline."""
+    spans = list(Span.objects.filter(trace_id=trace.trace_id).order_by("started_at"))
+    if not spans:
+        return []
+    start = min(s.started_at for s in spans)
+    end = max(s.ended_at for s in spans)
+    total_ms = max((end - start).total_seconds() * 1000, 0.001)
+    children: dict[int | None, list[Span]] = defaultdict(list)
+    ids = {s.span_id for s in spans}
+    for s in spans:
+        children[s.parent_span_id if s.parent_span_id in ids else None].append(s)
+    rows: list[dict[str, Any]] = []
+
+    def visit(span: Span, depth: int) -> None:
+        offset_ms = (span.started_at - start).total_seconds() * 1000
+        rows.append({
+            "span": span, "depth": depth, "offset_pct": 100 * offset_ms / total_ms,
+            "width_pct": max(100 * span.latency_ms / total_ms, 0.3), "offset_ms": offset_ms,
+        })  # fmt: skip
+        for child in children.get(span.span_id, []):
+            visit(child, depth + 1)
+
+    for root in children[None]:
+        visit(root, 0)
+    return rows

@@ -23,7 +23,6 @@ from uuid import UUID
 
 from aios_core import context as work_context
 from observability import content
-from observability.pricing import prices
 
 F = TypeVar("F", bound=Callable[..., Any])
 _rand = random.SystemRandom()
@@ -210,8 +209,7 @@ class Span:
         self._ended = True
         latency_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
         ended_at = self.started_at + timedelta(milliseconds=latency_ms)
-        price = prices.price_for(self.model, self.started_at, self.provider) if self.model else None
-        self._writer.add_span(self, ended_at, latency_ms, price)
+        self._writer.add_span(self, ended_at, latency_ms)
 
     def __enter__(self) -> Span:
         return self._enter()

@@ -22,6 +22,7 @@ register_converter(TraceIdConverter, "trace_id")
 urlpatterns = [
     path("", views.overview, name="obs-overview"),
     path("traces/", views.traces, name="obs-traces"),
+    path("traces/<trace_id:trace_id>/", views.trace_detail, name="obs-trace-detail"),
     path("traces/<trace_id:trace_id>/export.json", views.trace_download, name="obs-trace-download"),
     path("v1/traces", views.otlp_traces, name="obs-otlp-traces"),
     path("metrics", views.metrics, name="obs-metrics"),

@@ -9,32 +9,74 @@ import gzip
 import hmac
 import json
 import zlib
+from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from ninja.errors import HttpError
 
 from aios_core.access import VIEWER, role_required
-from aios_core.api import json_error
-from observability import otlp, prometheus
-from observability.exporting import trace_export
+from aios_core.api import json_error, paginate
+from observability import live, otlp, prometheus
+from observability.exporting import span_attributes, trace_export
+from observability.forms import TraceFilterForm
 from observability.models import Trace
+from observability.selectors import filter_choices, traces_search, waterfall
 
 OTLP_MAX_BYTES = 16 * 1024 * 1024
 
 
 @role_required(VIEWER)
 def overview(request: HttpRequest) -> HttpResponse:
-    return render(request, "observability/overview.html")
+    """Live charts and per-agent / per-model tables for one window (15m, 1h, 24h, 7d)."""
+    window = request.GET.get("window", "1h")
+    if window not in live.WINDOWS:
+        window = "1h"
+    context = {"window": window, "windows": live.WINDOWS, "snapshot": live.snapshot(window)}
+    return render(request, "observability/overview.html", context)
 
 
 @role_required(VIEWER)
+@require_GET
 def traces(request: HttpRequest) -> HttpResponse:
-    return render(request, "section_empty.html", {"title": "Traces", "message": "No traces recorded yet."})
+    """The traces explorer: filters, newest first, cursor-paginated."""
+    form = TraceFilterForm(request.GET or {"range": "24h"})
+    rows: list[Trace] = []
+    next_cursor = None
+    if form.is_valid():
+        since, until = form.time_range()
+        data = form.cleaned_data
+        qs = traces_search(since=since, until=until, agent=data["agent"], model=data["model"],
+                           status=data["status"], kind=data["kind"], text=data["q"])  # fmt: skip
+        try:
+            rows, next_cursor = paginate(qs, cursor=request.GET.get("cursor"), limit=50, field="started_at")
+        except HttpError:
+            form.add_error(None, "That page link has expired; showing the newest traces.")
+            rows, next_cursor = paginate(qs, cursor=None, limit=50, field="started_at")
+    params = request.GET.copy()
+    params.pop("cursor", None)
+    context = {
+        "form": form, "traces": rows, "next_cursor": next_cursor, "query": params.urlencode(),
+        "choices": filter_choices(timezone.now() - timedelta(days=7)),
+    }  # fmt: skip
+    return render(request, "observability/traces.html", context)
+
+
+@role_required(VIEWER)
+@require_GET
+def trace_detail(request: HttpRequest, trace_id: UUID) -> HttpResponse:
+    """One trace: the span tree as a waterfall, with each span's tokens, cost, errors, attributes."""
+    trace = get_object_or_404(Trace, pk=trace_id)
+    rows = waterfall(trace)
+    for row in rows:
+        row["attributes"] = json.dumps(span_attributes(row["span"]), indent=2, default=str)
+    return render(request, "observability/trace_detail.html", {"trace": trace, "rows": rows})
 
 
 @role_required(VIEWER)

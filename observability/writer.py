@@ -87,18 +87,16 @@ def _floor(ts: datetime, seconds: int) -> datetime:
     return ts.replace(minute=0, second=0, microsecond=0)
 
 
-def span_row(span: Any, ended_at: datetime, latency_ms: float, price: Any) -> tuple[Any, ...]:
-    """The COPY row for an ended span (attributes stay a dict until the flusher dumps them)."""
-    from observability.pricing import cost_of
+PENDING = "pending"  # cost_status of a row not priced yet (the flusher prices it)
 
-    cost = cost_of(
-        price, input_tokens=span.input_tokens, output_tokens=span.output_tokens,
-        cached_input_tokens=span.cached_input_tokens,
-    )  # fmt: skip
+
+def span_row(span: Any, ended_at: datetime, latency_ms: float) -> tuple[Any, ...]:
+    """The COPY row for an ended span. Cost is filled in by the flusher (`priced`): pricing
+    may read the price table from the database, which an async caller must not do."""
     return (
         span.span_id, span.trace_id, span.parent_span_id, span.name, span.kind, span.agent, span.provider,
         span.model, span.status, span.started_at, ended_at, latency_ms, span.input_tokens, span.output_tokens,
-        span.cached_input_tokens, span.reasoning_tokens, cost.usd, cost.status, span.error_type,
+        span.cached_input_tokens, span.reasoning_tokens, None, PENDING, span.error_type,
         span.error_message, span.error_stack, span.attributes, span.username, span.api_token,
     )  # fmt: skip
 
@@ -106,6 +104,20 @@ def span_row(span: Any, ended_at: datetime, latency_ms: float, price: Any) -> tu
 def series_keys(kind: str, agent: str, model: str, provider: str) -> tuple[tuple[str, str, str, str], ...]:
     """The rollup rows one span counts in: its own series, its agent's, its model's, the total."""
     return ((kind, agent, model, provider), (ALL, agent, ALL, ALL), (ALL, ALL, model, ALL), (ALL, ALL, ALL, ALL))
+
+
+def priced(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The row with its cost from the price table in effect at the span's start."""
+    if row[COL["cost_status"]] != PENDING:
+        return row
+    from observability.pricing import cost_of, prices
+
+    model = row[COL["model"]]
+    price = prices.price_for(model, row[COL["started_at"]], row[COL["provider"]]) if model else None
+    cost = cost_of(price, input_tokens=row[COL["input_tokens"]], output_tokens=row[COL["output_tokens"]],
+                   cached_input_tokens=row[COL["cached_input_tokens"]])  # fmt: skip
+    c = COL["cost_usd"]
+    return (*row[:c], cost.usd, cost.status, *row[c + 2 :])
 
 
 def rollup_rows(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -248,8 +260,8 @@ class SpanWriter:
         self._failing_since: float | None = None
 
     # --- producer side (any thread) ------------------------------------------------------------
-    def add_span(self, span: Any, ended_at: datetime, latency_ms: float, price: Any) -> None:
-        self.add_row(span_row(span, ended_at, latency_ms, price))
+    def add_span(self, span: Any, ended_at: datetime, latency_ms: float) -> None:
+        self.add_row(span_row(span, ended_at, latency_ms))
 
     def add_row(self, row: tuple[Any, ...]) -> None:
         if len(self._buffer) >= self.max_spans:
@@ -341,6 +353,7 @@ class SpanWriter:
     def _write(self, batch: list[tuple[Any, ...]]) -> None:
         if self._conn is None or self._conn.closed:
             self._conn = _connect()
+        batch[:] = [priced(row) for row in batch]  # in place: a retried batch is not priced twice
         rollups = rollup_rows(batch)
         traces = trace_columns(batch)
         with self._conn.transaction(), self._conn.cursor() as cur:

@@ -26,7 +26,7 @@ def record(latencies_ms: np.ndarray, *, agent: str, model: str, errors: int = 0)
         if i < errors:
             span.set_error("TimeoutError", "upstream timed out")
         span._ended = True  # written below with our latency, not the wall clock's
-        writer.add_span(span, span.started_at + timedelta(milliseconds=float(latency)), float(latency), None)
+        writer.add_span(span, span.started_at + timedelta(milliseconds=float(latency)), float(latency))
 
 
 @pytest.fixture
