@@ -16,6 +16,7 @@ PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || tru
 help:
 	@echo "make up      install, migrate, seed, then run web + worker + beat (http://127.0.0.1:$${PORT:-8000})"
 	@echo "make test    install what tests need, then run the whole suite on real Postgres and Redis"
+	@echo "make demo    a realistic demo workload for the dashboard (RATE=20 DURATION=300)"
 	@echo "make lint    ruff check and format check"
 
 $(STAMP): requirements.txt constraints.txt
@@ -39,7 +40,7 @@ up: install
 	DEBUG=$${DEBUG:-1} $(PY) manage.py up
 
 demo: install
-	$(PY) manage.py aios_demo --rate $${RATE:-20} --duration $${DURATION:-300}
+	DEBUG=$${DEBUG:-1} $(PY) manage.py aios_demo --rate $${RATE:-20} --duration $${DURATION:-300}
 
 test: install browser
 	$(PY) -m pytest -m "not browser"
