@@ -26,6 +26,15 @@ from observability import content
 
 F = TypeVar("F", bound=Callable[..., Any])
 _rand = random.SystemRandom()
+# One clock for every span of the process: wall time anchored once, advanced by the monotonic
+# counter. Reading datetime.now() and perf_counter() separately per span let a thread switch
+# between the two calls put a child's end after its parent's.
+_ANCHOR_WALL = datetime.now(UTC)
+_ANCHOR_NS = time.perf_counter_ns()
+
+
+def _wall(ns: int) -> datetime:
+    return _ANCHOR_WALL + timedelta(microseconds=(ns - _ANCHOR_NS) / 1000)
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 MAX_ERROR_MESSAGE = 4000
 MAX_STACK = 16000
@@ -128,8 +137,8 @@ class Span:
         self.error_type = self.error_message = self.error_stack = ""
         ctx = work_context.current()
         self.username, self.api_token = ctx.username or "", ctx.api_token or ""
-        self.started_at = datetime.now(UTC)
         self._start_ns = time.perf_counter_ns()
+        self.started_at = _wall(self._start_ns)
         self._ended = False
         self._writer = writer
         self._token: contextvars.Token[Any] | None = None
@@ -207,8 +216,9 @@ class Span:
         if self._ended:
             return
         self._ended = True
-        latency_ms = (time.perf_counter_ns() - self._start_ns) / 1e6
-        ended_at = self.started_at + timedelta(milliseconds=latency_ms)
+        end_ns = time.perf_counter_ns()
+        latency_ms = (end_ns - self._start_ns) / 1e6
+        ended_at = _wall(end_ns)
         self._writer.add_span(self, ended_at, latency_ms)
 
     def __enter__(self) -> Span:

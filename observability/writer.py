@@ -15,8 +15,7 @@ import json
 import logging
 import os
 import threading
-import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from observability import histogram, prometheus
+from observability.batching import BufferedWriter, connect_like_django
 from observability.models import ALL
 
 log = logging.getLogger(__name__)
@@ -225,138 +225,43 @@ def update_prometheus(rows: Sequence[tuple[Any, ...]]) -> None:
 
 
 def _connect() -> Any:
-    """A psycopg connection of the writer's own, to the database Django uses right now."""
-    import psycopg
-    from django.db import connections
-
-    s = connections["default"].settings_dict
-    params = {
-        "dbname": s["NAME"],
-        "user": s.get("USER") or None,
-        "password": s.get("PASSWORD") or None,
-        "host": s.get("HOST") or s.get("OPTIONS", {}).get("host") or None,
-        "port": s.get("PORT") or None,
-        "connect_timeout": 5,
-        "application_name": "aios-span-writer",
-    }
-    return psycopg.connect(**{k: v for k, v in params.items() if v is not None})
+    """The span writer's connection (a seam tests replace to point it at another server)."""
+    return connect_like_django()
 
 
-class SpanWriter:
+class SpanWriter(BufferedWriter):
+    """The span flavour of the buffered writer: COPY spans, upsert traces and rollups."""
+
+    name = "span"
+
     def __init__(self, *, max_spans: int, flush_interval_s: float, batch_size: int) -> None:
-        self.max_spans = max_spans
-        self.flush_interval_s = flush_interval_s
-        self.batch_size = batch_size
-        self._buffer: deque[tuple[Any, ...]] = deque()
-        self._wake = threading.Event()
-        self._idle = threading.Condition()
-        self._in_flight = 0
-        self._conn: Any = None
-        self._thread: threading.Thread | None = None
-        self._stopping = False
+        super().__init__(max_items=max_spans, flush_interval_s=flush_interval_s, batch_size=batch_size)
         self._listeners: list[FlushListener] = []
-        self.dropped = 0
-        self.written = 0
-        self._failing_since: float | None = None
 
-    # --- producer side (any thread) ------------------------------------------------------------
     def add_span(self, span: Any, ended_at: datetime, latency_ms: float) -> None:
         self.add_row(span_row(span, ended_at, latency_ms))
 
     def add_row(self, row: tuple[Any, ...]) -> None:
-        if len(self._buffer) >= self.max_spans:
-            self.dropped += 1
-            prometheus.SPANS_DROPPED.inc()
-            return
-        self._buffer.append(row)
-        if self._thread is None:
-            self._start()
-        if len(self._buffer) >= self.batch_size:
-            self._wake.set()
+        self.add(row)
 
     def add_listener(self, listener: FlushListener) -> None:
         """Called with each batch after it committed (the live dashboard feed)."""
         self._listeners.append(listener)
 
-    @property
-    def pending(self) -> int:
-        return len(self._buffer) + self._in_flight
+    def on_drop(self, n: int) -> None:
+        prometheus.SPANS_DROPPED.inc(n)
 
-    # --- flusher thread ------------------------------------------------------------------------
-    def _start(self) -> None:
-        with self._idle:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="aios-span-writer", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        backoff = 0.0
-        while not self._stopping:
-            self._wake.wait(timeout=max(self.flush_interval_s, backoff))
-            self._wake.clear()
-            backoff = 0.0 if self._flush_all() else min(max(backoff * 2, 0.5), 10.0)
-
-    def _take(self) -> list[tuple[Any, ...]]:
-        batch = []
-        with self._idle:
-            while self._buffer and len(batch) < self.batch_size:
-                batch.append(self._buffer.popleft())
-            self._in_flight = len(batch)
-        return batch
-
-    def _flush_all(self) -> bool:
-        """Write everything buffered; False if the database refused (the spans are kept)."""
-        while True:
-            batch = self._take()
-            if not batch:
-                self._notify_idle()
-                return True
-            try:
-                self._write(batch)
-            except Exception as exc:  # noqa: BLE001 - any failure: keep the spans, retry later
-                self._requeue(batch)
-                self._on_failure(exc)
-                return False
-            self.written += len(batch)
-            if self._failing_since is not None:
-                log.warning("span writes recovered after %.1f s", time.monotonic() - self._failing_since)
-                self._failing_since = None
-            self._after_commit(batch)
-
-    def _requeue(self, batch: list[tuple[Any, ...]]) -> None:
-        with self._idle:
-            self._buffer.extendleft(reversed(batch))
-            self._in_flight = 0
-            overflow = len(self._buffer) - self.max_spans
-            for _ in range(max(0, overflow)):  # keep the oldest: drop what came last
-                self._buffer.pop()
-                self.dropped += 1
-                prometheus.SPANS_DROPPED.inc()
-
-    def _on_failure(self, exc: Exception) -> None:
+    def on_failure(self, exc: Exception) -> None:
         prometheus.SPAN_FLUSH_ERRORS.inc()
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # noqa: BLE001
-                pass
-            self._conn = None
-        if self._failing_since is None:
-            self._failing_since = time.monotonic()
-            log.warning("span write failed, keeping %d spans and retrying: %s", self.pending, exc)
 
-    def _notify_idle(self) -> None:
-        with self._idle:
-            self._in_flight = 0
-            self._idle.notify_all()
+    def connect(self) -> Any:
+        return _connect()
 
-    def _write(self, batch: list[tuple[Any, ...]]) -> None:
-        if self._conn is None or self._conn.closed:
-            self._conn = _connect()
+    def write_batch(self, conn: Any, batch: list[tuple[Any, ...]]) -> None:
         batch[:] = [priced(row) for row in batch]  # in place: a retried batch is not priced twice
         rollups = rollup_rows(batch)
         traces = trace_columns(batch)
-        with self._conn.transaction(), self._conn.cursor() as cur:
+        with conn.transaction(), conn.cursor() as cur:
             with cur.copy(COPY_SQL) as copy:
                 attr = COL["attributes"]
                 for row in batch:
@@ -364,7 +269,7 @@ class SpanWriter:
             cur.execute(TRACE_UPSERT, traces)
             cur.executemany(ROLLUP_UPSERT, rollups)
 
-    def _after_commit(self, batch: list[tuple[Any, ...]]) -> None:
+    def after_commit(self, batch: list[tuple[Any, ...]]) -> None:
         try:
             update_prometheus(batch)
         except Exception:
@@ -374,30 +279,6 @@ class SpanWriter:
                 listener(batch)
             except Exception:
                 log.exception("span flush listener failed")
-
-    # --- control -------------------------------------------------------------------------------
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Block until everything added so far is written (or `timeout`); True if it was."""
-        deadline = time.monotonic() + timeout
-        if self._thread is None and self._buffer:
-            self._start()
-        while self.pending:
-            self._wake.set()
-            with self._idle:
-                self._idle.wait(timeout=0.05)
-            if time.monotonic() > deadline:
-                return False
-        return True
-
-    def close(self, timeout: float = 10.0) -> None:
-        self.flush(timeout)
-        self._stopping = True
-        self._wake.set()
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # noqa: BLE001
-                pass
 
 
 _writer: SpanWriter | None = None
