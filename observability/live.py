@@ -81,14 +81,16 @@ def current_seq() -> int:
 
 def snapshot(window: str) -> dict[str, Any]:
     """What a client draws first (and re-reads after a gap): the whole window."""
-    from observability.selectors import WINDOW_SECONDS, metrics_summary, metrics_timeseries
+    from observability.selectors import WINDOW_SECONDS, costs_by_caller, metrics_summary, metrics_timeseries
 
     seq = current_seq()  # read first: anything newer arrives as a message after this snapshot
+    span = timedelta(seconds=WINDOW_SECONDS[window])
     return {
         "seq": seq,
         "window": window,
         "series": metrics_timeseries(window=window),
-        "summary": metrics_summary(window=timedelta(seconds=WINDOW_SECONDS[window])),
+        "summary": metrics_summary(window=span),
+        "by_caller": costs_by_caller(window=span),  # on (re)load only: a trace scan, not a rollup read
     }
 
 

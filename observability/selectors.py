@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import psycopg
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from observability import histogram
@@ -343,3 +343,19 @@ def waterfall(trace: Trace) -> list[dict[str, Any]]:
     for root in children[None]:
         visit(root, 0)
     return rows
+
+
+def costs_by_caller(*, window: timedelta, now: datetime | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """Cost, tokens and traces per user and API token (the app calling) over the window."""
+    end = now or timezone.now()
+    rows = (
+        Trace.objects.filter(started_at__gte=end - window, started_at__lte=end)
+        .values("username", "api_token")
+        .annotate(traces=Count("trace_id"), cost=Sum("cost_usd"), tokens=Sum(F("input_tokens") + F("output_tokens")))
+        .order_by("-cost", "-traces")[:limit]
+    )
+    return [
+        {"user": r["username"] or None, "api_token": r["api_token"] or None, "traces": r["traces"],
+         "tokens": int(r["tokens"] or 0), "cost_usd": float(r["cost"] or 0)}
+        for r in rows
+    ]  # fmt: skip

@@ -35,6 +35,8 @@ _ANCHOR_NS = time.perf_counter_ns()
 
 def _wall(ns: int) -> datetime:
     return _ANCHOR_WALL + timedelta(microseconds=(ns - _ANCHOR_NS) / 1000)
+
+
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 MAX_ERROR_MESSAGE = 4000
 MAX_STACK = 16000

@@ -61,6 +61,18 @@
     table("table-models", "Model", state.summary.by_model);
   }
 
+  function callers(rows) {
+    const el = document.getElementById("table-callers");
+    if (!rows || !rows.length) { el.innerHTML = '<p class="muted">No traces in this window.</p>'; return; }
+    const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
+    el.innerHTML = '<table class="table"><tr><th>User</th><th>API token</th><th class="num">Traces</th>' +
+      '<th class="num">Tokens</th><th class="num">Cost</th></tr>' + rows.map((r) =>
+        `<tr><td>${r.user ? esc(r.user) : '<span class="muted">system</span>'}</td>` +
+        `<td>${r.api_token ? esc(r.api_token) : '<span class="muted">–</span>'}</td>` +
+        `<td class="num">${F.int(r.traces)}</td><td class="num">${F.compact(r.tokens)}</td>` +
+        `<td class="num">${F.usd(r.cost_usd)}</td></tr>`).join("") + "</table>";
+  }
+
   function table(id, label, rows) {
     const el = document.getElementById(id);
     const names = Object.keys(rows).sort((a, b) => rows[b].total_calls - rows[a].total_calls);
@@ -113,6 +125,7 @@
       if (state.paused) return;
       if (msg.type === "snapshot") {
         state.seq = msg.seq; state.series = msg.series; state.summary = msg.summary;
+        callers(msg.by_caller);
         draw();
         return;
       }
@@ -145,5 +158,6 @@
   });
 
   draw();
+  callers(initial.by_caller);
   connect();
 })();

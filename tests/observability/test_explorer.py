@@ -74,3 +74,20 @@ def test_the_waterfall_shows_the_span_tree_to_scale() -> None:
 
 def test_an_unknown_trace_is_a_404() -> None:
     assert login(make_user("viewer")).get("/traces/" + "0" * 31 + "1/").status_code == 404
+
+
+def test_cost_is_shown_per_user_and_api_token() -> None:
+    from datetime import timedelta
+
+    from aios_core import context
+    from observability.selectors import costs_by_caller
+
+    with context.bound(username="dana", api_token="billing-app"), obs.trace_span("by.app"):
+        pass
+    with obs.trace_span("by.system"):
+        pass
+    flushed()
+    rows = costs_by_caller(window=timedelta(hours=1))
+    assert {(r["user"], r["api_token"]) for r in rows} == {("dana", "billing-app"), (None, None)}
+    page = login(make_user("viewer")).get("/?window=1h")
+    assert page.context["snapshot"]["by_caller"][0]["traces"] == 1
