@@ -17,11 +17,15 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from aios_site.tokens import gateway_authenticate  # noqa: E402
 from aios_site.ws_urls import websocket_urlpatterns  # noqa: E402
+from routing.gateway import GatewayApp  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # The OpenAI-compatible gateway answers /v1/chat/completions and /v1/models itself (its
+        # latency budget is a few ms); everything else goes to Django.
+        "http": GatewayApp(django_asgi_app, authenticate=gateway_authenticate),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -269,3 +269,15 @@ AIOS_SPAN_FLUSH_INTERVAL_S = env.float("AIOS_SPAN_FLUSH_INTERVAL_S", default=0.5
 AIOS_SPAN_BATCH = env.int("AIOS_SPAN_BATCH", default=5000)
 AIOS_SPAN_RETENTION_DAYS = env.int("AIOS_SPAN_RETENTION_DAYS", default=30)
 AIOS_METRICS_TOKEN = _secret("AIOS_METRICS_TOKEN")  # /metrics answers only with this bearer token
+
+# --- Routing ------------------------------------------------------------------------------
+AIOS_ROUTER_MIN_CONFIDENCE = env.float("AIOS_ROUTER_MIN_CONFIDENCE", default=0.3)  # else heuristics decide
+AIOS_ENCRYPTION_KEY = _secret("AIOS_ENCRYPTION_KEY")  # encrypts admin-entered provider keys (default: SECRET_KEY)
+AIOS_DECISION_RETENTION_DAYS = env.int("AIOS_DECISION_RETENTION_DAYS", default=30)
+AIOS_GATEWAY_RETRIES = env.int("AIOS_GATEWAY_RETRIES", default=2)  # attempts per model before falling back
+AIOS_CONFIG_RECHECK_S = env.float("AIOS_CONFIG_RECHECK_S", default=5.0)  # how soon admin edits reach every process
+# Celery's Django fixup closes the database connection before and after *every* task unless
+# CELERY_DB_REUSE_MAX is set (celery/fixups/django.py): a new Postgres connection per task cost
+# the action runtime ~4 ms of its ~7 ms. Reuse connections for this many tasks (CONN_MAX_AGE and
+# CONN_HEALTH_CHECKS still apply); 0 restores Celery's default.
+CELERY_DB_REUSE_MAX = env.int("AIOS_CELERY_DB_REUSE_MAX", default=1000) or None

@@ -95,6 +95,18 @@ class PriceTable:
         now = time.monotonic()
         if now - self._checked < RECHECK_S and self._version is not None:
             return
+        from aios_core.versioned import NotLoaded, in_event_loop
+
+        if in_event_loop():  # never query from an event loop: serve what we have, refresh in a thread
+            if self._version is None:
+                raise NotLoaded("prices")
+            self._checked = now
+            threading.Thread(target=self._refresh_now, daemon=True).start()
+            return
+        self._refresh_now()
+
+    def _refresh_now(self) -> None:
+        now = time.monotonic()
         with self._lock:
             if now - self._checked < RECHECK_S and self._version is not None:
                 return

@@ -33,7 +33,8 @@ class ComplexityAssessment:
 
 _REASONING_VERBS = re.compile(
     r"\b(analy[sz]e|design|architect|explain|justify|prove|derive|evaluate|compare|contrast|optimi[sz]e|"
-    r"critique|assess|debug|refactor|implement|plan|trade-?offs?|why)\b",
+    r"critique|assess|debug|refactor|implement|plan|trade-?offs?|why|detailed|strategy|comprehensive|in[- ]depth|"
+    r"pros and cons|root cause|investigate|walk (?:me )?through|reason about|migrat(?:e|ion)|architecture)\b",
 )
 _SIMPLE_VERBS = re.compile(
     r"\b(translate|summari[sz]e|list|define|name|spell|convert|format|rephrase|what is|who is|when (?:did|was))\b",
@@ -61,19 +62,21 @@ _STATEMENTS = re.compile(r"\b(?:[Ss]tatement|[Ss]cenario)\s*\d\b|\b(?:I|II|III|I
 
 # Weights of each squashed signal; they sum to 1 so the score stays in [0, 1].
 _WEIGHTS: dict[str, float] = {
-    "reasoning_keywords": 0.18,
+    "reasoning_keywords": 0.24,
     "length": 0.12,
-    "multi_step": 0.14,
+    "multi_step": 0.16,
     "code": 0.10,
-    "math": 0.18,
-    "numbers": 0.08,
+    "math": 0.14,
+    "numbers": 0.06,
     "questions": 0.05,
-    "constraints": 0.10,
+    "constraints": 0.08,
     "compound_statements": 0.05,
 }
 _SIMPLE_DISCOUNT = 0.1  # a plainly simple ask ("translate", "define") lowers the score by this much
-MEDIUM_THRESHOLD = 0.25
-COMPLEX_THRESHOLD = 0.45
+# Set for gateway traffic (requests to an assistant), not for multiple-choice exams: a request
+# to design or explain with steps is complex; one reasoning word makes a request medium.
+MEDIUM_THRESHOLD = 0.15
+COMPLEX_THRESHOLD = 0.275
 _WINDOW_HEAD = 1200
 _WINDOW_TAIL = 600
 
@@ -149,7 +152,7 @@ class ComplexityAnalyzer:
     def _explain(score: float, complexity: TaskComplexity, features: dict[str, float]) -> str:
         contributions = sorted(((_WEIGHTS[n] * features[n], n) for n in _WEIGHTS), reverse=True)
         reasons = [_LABELS[name] for value, name in contributions[:3] if value >= 0.02]
-        because = "; ".join(reasons) if reasons else "no sign of reasoning, code, math or several steps"
+        because = "; ".join(reasons) if reasons else "shows no sign of reasoning, code, math or several steps"
         if features["simple_request"]:
             because += "; reads as a simple request"
         return f"{complexity.value} (score {score:.2f}): the prompt {because}."

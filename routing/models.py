@@ -1,1 +1,121 @@
-"""Models arrive with this app's issue."""
+"""Routing data: the model catalog, provider keys, routing decisions, the learned router."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Tier(models.TextChoices):
+    SIMPLE = "simple"
+    MEDIUM = "medium"
+    COMPLEX = "complex"
+
+
+class ModelEndpoint(models.Model):
+    """A model the router may choose. Prices come from observability's price table."""
+
+    provider = models.CharField(max_length=50)  # openai | anthropic | gemini | openai_compatible | sim
+    model = models.CharField(max_length=150, help_text="The provider's API id, e.g. gpt-4o-mini")
+    tier = models.CharField(max_length=10, choices=Tier.choices)
+    is_baseline = models.BooleanField(
+        default=False, help_text="What 'savings' are measured against (one per provider set)"
+    )
+    vision = models.BooleanField(default=False)
+    context_window = models.PositiveIntegerField(default=128_000)
+    typical_latency_ms = models.PositiveIntegerField(default=1000)
+    enabled = models.BooleanField(default=True)
+    priority = models.IntegerField(default=0, help_text="Higher first within a tier")
+
+    class Meta:
+        ordering = ["tier", "-priority", "provider", "model"]
+        constraints = [models.UniqueConstraint(fields=["provider", "model"], name="modelendpoint_unique")]
+
+    def __str__(self) -> str:
+        return self.model_id
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+class ProviderCredential(models.Model):
+    """An API key an admin entered: encrypted at rest (routing.secrets), never shown again."""
+
+    provider = models.CharField(max_length=50, unique=True)
+    base_url = models.CharField(max_length=300, blank=True)  # http://127.0.0.1:11434/v1 is fine here
+    encrypted_key = models.BinaryField(blank=True)
+    key_hint = models.CharField(max_length=12, blank=True)  # the last 4 characters, for recognition
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.CharField(max_length=150, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider} key …{self.key_hint}" if self.key_hint else self.provider
+
+
+class RoutingDecision(models.Model):
+    """One routing decision. Written in batches by routing.decisions (never on the request path)."""
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField(db_index=True)
+    trace_id = models.UUIDField(null=True, blank=True)
+    complexity = models.CharField(max_length=10, choices=Tier.choices)
+    score = models.FloatField()
+    decided_by = models.CharField(max_length=16)  # heuristic | learned | explicit | policy
+    chosen_model = models.CharField(max_length=200)
+    alternatives = models.JSONField(default=list)
+    constraints = models.JSONField(default=dict)
+    features = models.JSONField(default=dict)
+    estimated_input_tokens = models.IntegerField(default=0)
+    estimated_output_tokens = models.IntegerField(default=0)
+    estimated_cost_usd = models.DecimalField(max_digits=18, decimal_places=10, null=True)
+    baseline_cost_usd = models.DecimalField(max_digits=18, decimal_places=10, null=True)
+    reason = models.TextField(blank=True)
+    username = models.CharField(max_length=150, blank=True)
+    api_token = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.complexity} -> {self.chosen_model}"
+
+
+class RouterModel(models.Model):
+    """A trained learned-router artifact, versioned in the database (not in the source tree)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    version = models.PositiveIntegerField(unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=150, blank=True)
+    active = models.BooleanField(default=False)
+    artifact = models.BinaryField()
+    metadata = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["active"], condition=models.Q(active=True), name="routermodel_one_active")
+        ]
+
+    def __str__(self) -> str:
+        return f"router v{self.version}{' (active)' if self.active else ''}"
+
+
+class RouterTrainingExample(models.Model):
+    """A labelled prompt for `train_router`, with where the label came from (data set, human
+    annotation, LLM judge). Other apps write these through routing.services."""
+
+    prompt = models.TextField()
+    weak_correct = models.BooleanField()
+    strong_correct = models.BooleanField()
+    source = models.CharField(max_length=50)  # dataset | human | judge
+    provenance = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.prompt[:60]}"

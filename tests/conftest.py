@@ -87,3 +87,45 @@ def _close_span_writer(request: pytest.FixtureRequest) -> Iterator[None]:
             )
     except Exception:  # noqa: BLE001 - no database in this session
         pass
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_asgi_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """The ASGI server `make up` runs (uvicorn + Channels + the gateway) on a free port."""
+    import urllib.request
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "aios_site.serve", "--port", str(port)], env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2):
+                return proc, url
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the ASGI server did not answer")
+
+
+@pytest.fixture(scope="session")
+def asgi_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
+    """A real server process on this run's test database; yields its base URL."""
+    with django_db_blocker.unblock():
+        env = subprocess_env(AIOS_SIM_LATENCY_SCALE="0", AIOS_CONFIG_RECHECK_S="0.5")
+    proc, url = start_asgi_server(env)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()

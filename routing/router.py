@@ -1,0 +1,230 @@
+"""The model router: the cheapest model that can do the task, within the caller's constraints.
+
+    router = ModelRouter()
+    decision = router.route("Design a rollout plan for ...", Constraints(max_cost_usd=0.01))
+    decision.chosen.model_id, decision.alternatives, decision.reason
+
+Complexity comes from the learned router when one is active and confident about the prompt,
+else from the heuristics (routing.complexity). The tier's endpoints are tried in priority
+order; constraints (cost, latency, vision, context window) filter them, and when a whole tier
+fails them the router moves to the nearest tier that does. The alternatives are the fallback
+order the gateway uses when a provider fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from aios_core.versioned import VersionedValue
+from observability.pricing import cost_of, prices
+from routing import catalog
+from routing.catalog import Endpoint
+from routing.complexity import ComplexityAnalyzer, TaskComplexity
+
+log = logging.getLogger(__name__)
+
+# Expected output tokens when the caller sets no max_tokens (medians of our demo traffic).
+OUTPUT_TOKENS_BY_TIER = {"simple": 150, "medium": 350, "complex": 700}
+TIER_ORDER = ("simple", "medium", "complex")
+
+
+class NoModelAvailable(Exception):
+    """No enabled model satisfies the constraints."""
+
+
+@dataclass(frozen=True)
+class Constraints:
+    max_cost_usd: float | None = None
+    max_latency_ms: int | None = None
+    requires_vision: bool = False
+    min_context_tokens: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, False)}
+
+
+@dataclass
+class Decision:
+    complexity: str
+    score: float
+    decided_by: str  # heuristic | learned | explicit
+    chosen: Endpoint
+    alternatives: list[Endpoint]
+    constraints: Constraints
+    estimated_input_tokens: int
+    estimated_output_tokens: int
+    estimated_cost_usd: Decimal | None
+    baseline_cost_usd: Decimal | None
+    reason: str
+    features: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=timezone.now)
+
+    @property
+    def savings_usd(self) -> Decimal | None:
+        if self.estimated_cost_usd is None or self.baseline_cost_usd is None:
+            return None
+        return self.baseline_cost_usd - self.estimated_cost_usd
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token for English prose and code (good enough to compare models)."""
+    return max(1, len(text) // 4)
+
+
+def _estimated_cost(endpoint: Endpoint, input_tokens: int, output_tokens: int) -> Decimal | None:
+    price = prices.price_for(endpoint.span_model, timezone.now(), endpoint.provider)
+    return cost_of(price, input_tokens=input_tokens, output_tokens=output_tokens).usd
+
+
+def _load_learned() -> Any:
+    from routing.models import RouterModel
+
+    row = RouterModel.objects.filter(active=True).first()
+    if row is None:
+        return False  # cached "no model" (None would mean "not loaded yet")
+    from routing.learned_router import LearnedRouter
+
+    router = LearnedRouter.from_artifact(bytes(row.artifact))
+    router.version = row.version
+    return router
+
+
+learned_router = VersionedValue("routing:router_model_version", _load_learned)
+
+
+class ModelRouter:
+    def __init__(self, analyzer: ComplexityAnalyzer | None = None) -> None:
+        self.analyzer = analyzer or ComplexityAnalyzer()
+
+    def assess(self, prompt: str) -> tuple[str, float, str, str, dict[str, Any]]:
+        """(tier, score, decided_by, explanation, features) for a prompt."""
+        heuristic = self.analyzer.analyze(prompt)
+        features: dict[str, Any] = dict(heuristic.features)
+        learned = learned_router.get()
+        if learned:
+            from routing.embeddings import embed
+
+            tier, confidence = learned.decide(prompt, embed(prompt))
+            features["learned_confidence"] = round(confidence, 3)
+            if confidence >= settings.AIOS_ROUTER_MIN_CONFIDENCE:
+                why = f"learned router v{learned.version} ({confidence:.0%} confident)"
+                return tier.value, float(learned.score(prompt, embed(prompt))), "learned", why, features
+        return heuristic.complexity.value, heuristic.score, "heuristic", heuristic.explanation, features
+
+    def route(
+        self, prompt: str, constraints: Constraints | None = None, *, max_output_tokens: int | None = None
+    ) -> Decision:
+        constraints = constraints or Constraints()
+        tier, score, decided_by, explanation, features = self.assess(prompt)
+        return self._choose(prompt, tier, score, decided_by, explanation, features, constraints, max_output_tokens)
+
+    def explicit(self, prompt: str, endpoint: Endpoint, *, max_output_tokens: int | None = None) -> Decision:
+        """The caller named a model: no routing, but the same bookkeeping and same-tier fallbacks."""
+        input_tokens = estimate_tokens(prompt)
+        output_tokens = max_output_tokens or OUTPUT_TOKENS_BY_TIER[endpoint.tier]
+        alternatives = [e for e in catalog.available_endpoints() if e.tier == endpoint.tier and e != endpoint]
+        return Decision(
+            complexity=endpoint.tier,
+            score=0.0,
+            decided_by="explicit",
+            chosen=endpoint,
+            alternatives=alternatives,
+            constraints=Constraints(),
+            estimated_input_tokens=input_tokens,
+            estimated_output_tokens=output_tokens,
+            estimated_cost_usd=_estimated_cost(endpoint, input_tokens, output_tokens),
+            baseline_cost_usd=self._baseline_cost(input_tokens, output_tokens),
+            reason=f"the caller asked for {endpoint.model_id}",
+        )
+
+    def _baseline_cost(self, input_tokens: int, output_tokens: int) -> Decimal | None:
+        baseline = catalog.baseline_endpoint()
+        return _estimated_cost(baseline, input_tokens, output_tokens) if baseline else None
+
+    def _choose(
+        self,
+        prompt: str,
+        tier: str,
+        score: float,
+        decided_by: str,
+        explanation: str,
+        features: dict[str, Any],
+        constraints: Constraints,
+        max_output_tokens: int | None,
+    ) -> Decision:
+        input_tokens = estimate_tokens(prompt)
+        candidates = catalog.available_endpoints()
+        passing: list[tuple[int, Endpoint, Decimal | None]] = []
+        rejected: dict[str, str] = {}
+        for endpoint in candidates:
+            output_tokens = max_output_tokens or OUTPUT_TOKENS_BY_TIER[endpoint.tier]
+            cost = _estimated_cost(endpoint, input_tokens, output_tokens)
+            problem = self._violates(endpoint, constraints, input_tokens, cost)
+            if problem:
+                rejected[endpoint.model_id] = problem
+                continue
+            passing.append((self._distance(tier, endpoint.tier, constraints), endpoint, cost))
+        if not passing:
+            detail = "; ".join(f"{m}: {why}" for m, why in rejected.items()) or "no enabled model"
+            raise NoModelAvailable(f"no model satisfies the constraints ({detail})")
+        passing.sort(key=lambda item: (item[0], -item[1].priority))
+        _, chosen, cost = passing[0]
+        output_tokens = max_output_tokens or OUTPUT_TOKENS_BY_TIER[chosen.tier]
+        reason = f"{tier} task ({explanation})"
+        if chosen.tier != tier:
+            reason += f"; no {tier} model met the constraints, so a {chosen.tier} one"
+        if constraints.as_dict():
+            reason += f"; constraints {constraints.as_dict()}"
+        return Decision(
+            complexity=tier,
+            score=round(score, 4),
+            decided_by=decided_by,
+            chosen=chosen,
+            alternatives=[e for _, e, _ in passing[1:]],
+            constraints=constraints,
+            estimated_input_tokens=input_tokens,
+            estimated_output_tokens=output_tokens,
+            estimated_cost_usd=cost,
+            baseline_cost_usd=self._baseline_cost(input_tokens, output_tokens),
+            reason=reason,
+            features=features,
+        )
+
+    @staticmethod
+    def _violates(endpoint: Endpoint, c: Constraints, input_tokens: int, cost: Decimal | None) -> str | None:
+        if c.requires_vision and not endpoint.vision:
+            return "no vision"
+        needed = max(c.min_context_tokens or 0, input_tokens)
+        if needed > endpoint.context_window:
+            return f"context window {endpoint.context_window} < {needed}"
+        if c.max_latency_ms is not None and endpoint.typical_latency_ms > c.max_latency_ms:
+            return f"typical latency {endpoint.typical_latency_ms} ms > {c.max_latency_ms} ms"
+        if c.max_cost_usd is not None and (cost is None or cost > Decimal(str(c.max_cost_usd))):
+            return "cost unknown" if cost is None else f"estimated ${cost} > ${c.max_cost_usd}"
+        return None
+
+    @staticmethod
+    def _distance(wanted: str, offered: str, c: Constraints) -> int:
+        """0 for the wanted tier; then stronger tiers before weaker ones (quality first), unless
+        a cost ceiling is what pushed us off the tier, where cheaper tiers come first."""
+        w, o = TIER_ORDER.index(wanted), TIER_ORDER.index(offered)
+        if o == w:
+            return 0
+        if c.max_cost_usd is not None:
+            return (w - o) * 2 - 1 if o < w else (o - w) * 2
+        return (o - w) * 2 - 1 if o > w else (w - o) * 2
+
+    def get_routing_stats(self, *, since: datetime | None = None) -> dict[str, Any]:
+        from routing.selectors import routing_stats
+
+        return routing_stats(since=since)
+
+
+__all__ = ["Constraints", "Decision", "ModelRouter", "NoModelAvailable", "TaskComplexity"]

@@ -1,0 +1,67 @@
+"""Reads: routing statistics, savings over time, decisions."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, QuerySet, Sum
+from django.db.models.functions import TruncHour, TruncMinute
+from django.utils import timezone
+
+from routing.models import RoutingDecision
+
+
+def routing_stats(*, since: datetime | None = None) -> dict[str, Any]:
+    """Decisions, estimated cost, by complexity / model / decider, and savings vs the baseline."""
+    qs = RoutingDecision.objects.all()
+    if since:
+        qs = qs.filter(created_at__gte=since)
+    totals = qs.aggregate(n=Count("id"), cost=Sum("estimated_cost_usd"), baseline=Sum("baseline_cost_usd"))
+    cost, baseline = float(totals["cost"] or 0), float(totals["baseline"] or 0)
+
+    def counts(field: str) -> dict[str, int]:
+        return {row[field]: row["n"] for row in qs.values(field).annotate(n=Count("id")).order_by("-n")}
+
+    return {
+        "total_decisions": totals["n"],
+        "total_estimated_cost_usd": round(cost, 10),
+        "baseline_cost_usd": round(baseline, 10),
+        "savings_usd": round(baseline - cost, 10),
+        "savings_pct": (baseline - cost) / baseline if baseline else None,
+        "by_complexity": counts("complexity"),
+        "by_model": counts("chosen_model"),
+        "by_decider": counts("decided_by"),
+    }
+
+
+def savings_series(*, window: timedelta, now: datetime | None = None) -> dict[str, list[Any]]:
+    """Estimated cost and baseline cost per minute (windows up to 6 h) or hour."""
+    end = now or timezone.now()
+    trunc = TruncMinute if window <= timedelta(hours=6) else TruncHour
+    rows = (
+        RoutingDecision.objects.filter(created_at__gte=end - window)
+        .annotate(t=trunc("created_at"))
+        .values("t")
+        .annotate(cost=Sum("estimated_cost_usd"), baseline=Sum("baseline_cost_usd"), n=Count("id"))
+        .order_by("t")
+    )
+    return {
+        "t": [r["t"].isoformat() for r in rows],
+        "cost": [float(r["cost"] or 0) for r in rows],
+        "baseline": [float(r["baseline"] or 0) for r in rows],
+        "decisions": [r["n"] for r in rows],
+    }
+
+
+def decisions_search(*, complexity: str = "", model: str = "", decided_by: str = "", text: str = "") -> QuerySet:
+    qs = RoutingDecision.objects.all()
+    if complexity:
+        qs = qs.filter(complexity=complexity)
+    if model:
+        qs = qs.filter(chosen_model=model)
+    if decided_by:
+        qs = qs.filter(decided_by=decided_by)
+    if text:
+        qs = qs.filter(reason__icontains=text)
+    return qs

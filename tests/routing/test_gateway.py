@@ -1,0 +1,152 @@
+"""The OpenAI-compatible gateway, driven by the official `openai` SDK against a real server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import openai
+import pytest
+
+from aios_site.tokens import token_create
+from observability.models import Span
+from routing.models import RoutingDecision
+from tests.factories import make_user
+from tests.observability.helpers import flushed
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    import time
+
+    from tests.seeds import ensure_seed_data
+
+    ensure_seed_data()
+    time.sleep(0.6)  # the server process notices new versions within AIOS_CONFIG_RECHECK_S (0.5 s)
+
+
+@pytest.fixture
+def token() -> str:
+    _, raw = token_create(user=make_user("operator", username=f"app-{uuid.uuid4().hex[:6]}"), name="billing",
+                          scopes=["gateway"])  # fmt: skip
+    return raw
+
+
+@pytest.fixture
+def client(asgi_server: str, token: str) -> Iterator[openai.OpenAI]:
+    c = openai.OpenAI(base_url=f"{asgi_server}/v1", api_key=token, max_retries=0)
+    yield c
+    c.close()
+
+
+def wait_for_spans(trace_hex: str, n: int) -> list[Span]:
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        spans = list(Span.objects.filter(trace_id=uuid.UUID(trace_hex)))
+        if len(spans) >= n:
+            return spans
+        time.sleep(0.2)
+    flushed()
+    return list(Span.objects.filter(trace_id=uuid.UUID(trace_hex)))
+
+
+def test_auto_routes_answers_and_traces_the_call(client: openai.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "Design a rollout plan and explain each step."}]
+    )
+    reply = raw.parse()
+    assert reply.choices[0].message.content and reply.usage.total_tokens > 0
+    assert raw.headers["x-aios-model"] == reply.model == "sim/complex"
+    assert raw.headers["x-aios-simulated"] == "true"
+    cost = Decimal(raw.headers["x-aios-cost-usd"])
+    assert cost > 0
+    spans = {s.kind: s for s in wait_for_spans(raw.headers["x-aios-trace-id"], 3)}
+    assert set(spans) == {"internal", "route", "llm"}
+    llm = spans["llm"]
+    assert llm.model == "sim/complex" and llm.input_tokens == reply.usage.prompt_tokens
+    assert llm.cost_usd == cost and llm.api_token == "billing"
+    assert spans["route"].attributes["aios.route.complexity"] == "complex"
+
+
+def test_a_named_model_passes_through(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(model="sim/medium", messages=[{"role": "user", "content": "hi"}])
+    assert reply.model == "sim/medium"
+
+
+def test_streaming_reports_usage_and_cost_in_the_final_chunk(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="auto",
+        messages=[{"role": "user", "content": "Explain DNS in two sentences."}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.startswith("[simulated")
+    final = chunks[-1]
+    assert final.choices == [] and final.usage.completion_tokens > 0
+    assert Decimal(final.model_extra["aios"]["cost_usd"]) > 0
+
+
+def test_models_lists_the_catalog_as_provider_slash_model(client: openai.OpenAI) -> None:
+    ids = {m.id for m in client.models.list().data}
+    assert {"auto", "sim/simple", "sim/medium", "sim/complex"} <= ids
+
+
+def test_errors_come_back_in_openai_shape(asgi_server: str, client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError, match="unknown model"):
+        client.chat.completions.create(model="acme/nope", messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(model="auto", messages=[])
+    assert bad.value.body["param"] == "messages"
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "x"}], temperature=7)
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{asgi_server}/v1", api_key="aios_bad_token", max_retries=0).models.list()
+
+
+def test_a_token_without_the_gateway_scope_is_refused(asgi_server: str) -> None:
+    _, raw = token_create(user=make_user("viewer"), name="reader", scopes=["read"])
+    c = openai.OpenAI(base_url=f"{asgi_server}/v1", api_key=raw, max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError):
+        c.chat.completions.create(model="auto", messages=[{"role": "user", "content": "x"}])
+
+
+def test_a_failing_provider_falls_back_to_the_next_model(client: openai.OpenAI, settings: Any) -> None:
+    from routing.models import ModelEndpoint, ProviderCredential
+    from routing.secrets import encrypt
+    from tests.routing.provider_server import ProviderServer, ScriptedResponse, fixture_response
+
+    upstream = ProviderServer().start()
+    try:
+        ProviderCredential.objects.create(provider="openai_compatible", base_url=upstream.url,
+                                          encrypted_key=encrypt("local-key"), key_hint="-key")  # fmt: skip
+        ModelEndpoint.objects.create(provider="openai_compatible", model="flaky", tier="simple", priority=100)
+        ModelEndpoint.objects.create(provider="openai_compatible", model="steady", tier="simple", priority=50)
+        import time
+
+        from routing import catalog
+
+        catalog.endpoints.bump()
+        catalog.credentials.bump()
+        time.sleep(0.7)  # the server rechecks versions every AIOS_CONFIG_RECHECK_S (0.5 s in tests)
+        assert "openai_compatible/flaky" in {m.id for m in client.models.list().data}  # reloaded
+        server_error = ScriptedResponse(status=500, body={"error": {"message": "boom", "type": "server_error"}})
+        upstream.enqueue(server_error, server_error, fixture_response("openai_success"))
+        raw = client.chat.completions.with_raw_response.create(
+            model="openai_compatible/flaky", messages=[{"role": "user", "content": "hello"}]
+        )
+    finally:
+        upstream.stop()
+    assert raw.headers["x-aios-model"] == "openai_compatible/steady"
+    spans = [s for s in wait_for_spans(raw.headers["x-aios-trace-id"], 4) if s.kind == "llm"]
+    assert sorted(s.status for s in spans) == ["error", "ok"]
+    assert [r.path for r in upstream.requests] == ["/chat/completions"] * 3  # 2 tries, then the fallback
+    decision = RoutingDecision.objects.get(trace_id=uuid.UUID(raw.headers["x-aios-trace-id"]))
+    assert decision.chosen_model == "openai_compatible/flaky" and decision.alternatives == ["openai_compatible/steady"]
