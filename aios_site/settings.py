@@ -187,6 +187,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Periodic tasks (beat). Keep every entry here, so one place lists what runs when.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "observability-retention": {"task": "observability.retention", "schedule": 3600.0},
+    "routing-retention": {"task": "routing.retention", "schedule": 3600.0},
 }
 
 # --- Auth ------------------------------------------------------------------------------------
@@ -270,6 +271,35 @@ AIOS_SPAN_BATCH = env.int("AIOS_SPAN_BATCH", default=5000)
 AIOS_SPAN_RETENTION_DAYS = env.int("AIOS_SPAN_RETENTION_DAYS", default=30)
 AIOS_METRICS_TOKEN = _secret("AIOS_METRICS_TOKEN")  # /metrics answers only with this bearer token
 
+# --- Agents: the action runtime (agents/runtime; README "Configuration") -----------------------
+# Which executor applies host changes: "sandbox" (default: a scratch directory under var/, the
+# firewall simulated) or "host" (the machine the worker runs on; deliberate, production only).
+AIOS_EXECUTOR = env.str("AIOS_EXECUTOR", default="sandbox")
+if AIOS_EXECUTOR not in ("sandbox", "host"):
+    raise ImproperlyConfigured("AIOS_EXECUTOR must be 'sandbox' or 'host'.")
+AIOS_SANDBOX_DIR = Path(env.str("AIOS_SANDBOX_DIR", default=str(VAR_DIR / "sandbox")))
+AIOS_FORENSIC_MODE = env.bool("AIOS_FORENSIC_MODE", default=False)  # every run read-only, installation-wide
+AIOS_RUN_LEASE_S = env.float("AIOS_RUN_LEASE_S", default=30.0)  # a running run's lease, renewed every third
+AIOS_RUN_REDISPATCH_S = env.float("AIOS_RUN_REDISPATCH_S", default=30.0)  # re-send a still-queued run after
+AIOS_RUN_MAX_CRASHES = env.int("AIOS_RUN_MAX_CRASHES", default=3)  # lost attempts before dead_letter
+AIOS_RUN_MAX_ETA_S = env.float("AIOS_RUN_MAX_ETA_S", default=60.0)  # longer retry waits wait in the DB
+AIOS_RUN_BACKOFF_SCALE = env.float("AIOS_RUN_BACKOFF_SCALE", default=1.0)  # tests: 0.001
+AIOS_RUN_CONCURRENCY_WAIT_S = env.float("AIOS_RUN_CONCURRENCY_WAIT_S", default=2.0)
+AIOS_RUN_LIVE_EVENTS = env.bool("AIOS_RUN_LIVE_EVENTS", default=True)  # websocket status updates
+AIOS_RUN_LIVE_FLUSH_S = env.float("AIOS_RUN_LIVE_FLUSH_S", default=0.1)  # coalescing interval of those
+AIOS_RELAY_INTERVAL_S = env.float("AIOS_RELAY_INTERVAL_S", default=15.0)
+AIOS_SWEEP_INTERVAL_S = env.float("AIOS_SWEEP_INTERVAL_S", default=15.0)
+AIOS_INTEGRITY_PATHS = env.list(
+    "AIOS_INTEGRITY_PATHS",
+    default=[str(BASE_DIR / "aios_site" / "settings.py"), str(BASE_DIR / "manage.py"), "/etc/passwd"],
+)
+AIOS_SECURITY_TOOLS = env.list(
+    "AIOS_SECURITY_TOOLS",
+    default=["openssl", "nft", "iptables", "ufw", "fail2ban-client", "clamscan", "aide", "auditctl", "gpg", "ssh"],
+)
+CELERY_BEAT_SCHEDULE["agents-relay"] = {"task": "agents.relay", "schedule": AIOS_RELAY_INTERVAL_S}
+CELERY_BEAT_SCHEDULE["agents-sweep-leases"] = {"task": "agents.sweep_leases", "schedule": AIOS_SWEEP_INTERVAL_S}
+
 # --- Routing ------------------------------------------------------------------------------
 AIOS_ROUTER_MIN_CONFIDENCE = env.float("AIOS_ROUTER_MIN_CONFIDENCE", default=0.3)  # else heuristics decide
 AIOS_ENCRYPTION_KEY = _secret("AIOS_ENCRYPTION_KEY")  # encrypts admin-entered provider keys (default: SECRET_KEY)
@@ -277,7 +307,8 @@ AIOS_DECISION_RETENTION_DAYS = env.int("AIOS_DECISION_RETENTION_DAYS", default=3
 AIOS_GATEWAY_RETRIES = env.int("AIOS_GATEWAY_RETRIES", default=2)  # attempts per model before falling back
 AIOS_CONFIG_RECHECK_S = env.float("AIOS_CONFIG_RECHECK_S", default=5.0)  # how soon admin edits reach every process
 # Celery's Django fixup closes the database connection before and after *every* task unless
-# CELERY_DB_REUSE_MAX is set (celery/fixups/django.py): a new Postgres connection per task cost
-# the action runtime ~4 ms of its ~7 ms. Reuse connections for this many tasks (CONN_MAX_AGE and
-# CONN_HEALTH_CHECKS still apply); 0 restores Celery's default.
-CELERY_DB_REUSE_MAX = env.int("AIOS_CELERY_DB_REUSE_MAX", default=1000) or None
+# CELERY_DB_REUSE_MAX is set (celery/fixups/django.py): a new Postgres connection per task costs
+# the action runtime ~4 ms of its ~7 ms. With AIOS_CELERY_DB_REUSE_MAX=N (and CONN_MAX_AGE > 0),
+# connections are reused; agents.execute_run still drops unusable or expired ones first
+# (close_old_connections). Default 0: Celery's behaviour, unchanged for other apps' tasks.
+CELERY_DB_REUSE_MAX = env.int("AIOS_CELERY_DB_REUSE_MAX", default=0) or None

@@ -1,8 +1,9 @@
 """A realistic demo workload through the public tracing API (asyncio; latencies are real waits).
 
-Agents run actions; each action routes a prompt, looks up the cache, calls a model (or is
-served from the cache), maybe runs a tool, and sometimes fails. Models, token counts,
-latencies and error rates are drawn from distributions shaped like production traffic.
+Agents run actions; each action looks up the cache and, on a miss, sends a prompt through the
+real router and provider path (routing.completion: the simulator when no key is configured),
+maybe runs a tool, and sometimes fails. `gateway=False` draws the LLM calls from distributions
+instead (no router), for load tests of the tracing path alone.
 """
 
 from __future__ import annotations
@@ -47,7 +48,29 @@ def _lognormal_ms(rng: random.Random, median: float, sigma: float = 0.5) -> floa
     return median * rng.lognormvariate(0, sigma)
 
 
-async def _action(rng: random.Random, speed: float) -> None:
+PROMPTS = [
+    "Summarize the last hour of {agent} alerts in one sentence.",
+    "List the {action} findings that need attention today.",
+    "Explain why the {action} check failed and what to do next, step by step.",
+    "Design a remediation plan for the {agent} issues found by {action}, with rollback steps.",
+    "Translate the {action} report title to French.",
+    "Analyze these {agent} metrics and compare them with last week's baseline; explain the trade-offs.",
+]
+
+
+async def _via_router(rng: random.Random, agent: str, action: str) -> None:
+    """The real path: the router picks a model, the provider (the simulator without keys)
+    answers; route and llm spans come from routing.completion, as for gateway calls."""
+    from routing.completion import CompletionRequest, complete
+
+    prompt = rng.choice(PROMPTS).format(agent=agent, action=action)
+    try:
+        await complete(CompletionRequest(messages=[{"role": "user", "content": prompt}], temperature=0))
+    except Exception:  # noqa: BLE001 - provider failures are recorded on the spans
+        pass
+
+
+async def _action(rng: random.Random, speed: float, gateway: bool = True) -> None:
     obs = get_observability()
     agent = rng.choice(AGENTS)
     action = rng.choice(ACTIONS[agent])
@@ -62,7 +85,9 @@ async def _action(rng: random.Random, speed: float) -> None:
             async with obs.trace_span("cache.lookup", kind="cache") as cache:
                 cache.set_attribute("aios.cache.result", "hit" if hit else "miss")
                 await asyncio.sleep(_lognormal_ms(rng, 2 if not hit else 1, 0.4) / 1000 * speed)
-            if not hit:
+            if not hit and gateway:
+                await _via_router(rng, agent, action)
+            elif not hit:
                 llm_span = obs.trace_span(f"chat {model.name}", kind="llm", model=model.name, provider=model.provider)
                 async with llm_span as llm:
                     llm.set_attribute("gen_ai.operation.name", "chat")
@@ -82,12 +107,14 @@ async def _action(rng: random.Random, speed: float) -> None:
         pass  # recorded on the spans; a demo keeps going
 
 
-async def run_demo(*, rate: float, duration: float, seed: int | None = None, speed: float = 1.0) -> int:
+async def run_demo(
+    *, rate: float, duration: float, seed: int | None = None, speed: float = 1.0, gateway: bool = True
+) -> int:
     """Start `rate` actions a second for `duration` seconds; returns how many ran."""
     rng = random.Random(seed)
     started, n, tasks = time.monotonic(), 0, set()
     while time.monotonic() - started < duration:
-        task = asyncio.create_task(_action(random.Random(rng.random()), speed))
+        task = asyncio.create_task(_action(random.Random(rng.random()), speed, gateway))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
         n += 1
