@@ -7,7 +7,14 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from routing.models import ModelEndpoint, ProviderCredential, RouterModel, RouterTrainingExample
+from routing.models import (
+    CacheEntry,
+    CachePolicy,
+    ModelEndpoint,
+    ProviderCredential,
+    RouterModel,
+    RouterTrainingExample,
+)
 from routing.services import credential_save, endpoint_changed, router_model_activate
 
 
@@ -86,3 +93,30 @@ class RouterTrainingExampleAdmin(admin.ModelAdmin):
     list_display = ("created_at", "source", "weak_correct", "strong_correct", "prompt")
     list_filter = ("source",)
     search_fields = ("prompt",)
+
+
+@admin.register(CachePolicy)
+class CachePolicyAdmin(admin.ModelAdmin):
+    list_display = ("namespace", "mode", "ttl_s", "max_entries", "max_bytes", "semantic", "similarity_threshold")
+    search_fields = ("namespace",)
+
+
+@admin.register(CacheEntry)
+class CacheEntryAdmin(admin.ModelAdmin):
+    list_display = ("namespace", "model", "hit_count", "created_at", "last_hit_at", "expires_at", "size_bytes")
+    list_filter = ("namespace",)
+    search_fields = ("prompt_text",)
+    exclude = ("embedding",)
+    readonly_fields = [f.name for f in CacheEntry._meta.fields if f.name != "embedding"]
+    actions = ["purge"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Purge the selected entries (every process forgets them)")
+    def purge(self, request: HttpRequest, queryset: QuerySet[CacheEntry]) -> None:
+        from routing.response_cache import purge
+
+        for entry in queryset:
+            purge(entry_id=entry.pk)

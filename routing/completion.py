@@ -9,6 +9,7 @@ event loop never blocks on it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -57,6 +58,18 @@ class CompletionRequest:
     seed: int | None = None
     constraints: Constraints = field(default_factory=Constraints)
     timeout_s: float = 60.0
+    namespace: str = "internal"  # cache namespace: one per API token, so tenants never share answers
+    cache_mode: str | None = None  # deterministic | all | off; None: the namespace's policy
+    cache_control: str = ""  # "no-cache" (refresh: don't read, do store) | "no-store" (bypass)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "stop": self.stop,
+            "seed": self.seed,
+        }
 
 
 @dataclass
@@ -69,10 +82,122 @@ class Caller:
 class CompletionResult:
     response: ChatResponse
     endpoint: Endpoint
-    decision: Decision
+    decision: Decision | None  # None when answered from the cache
     trace_id: UUID
     cost_usd: Decimal | None
     attempts: int
+    cache: str = "bypass"  # hit | semantic-hit | miss | bypass
+    similarity: float | None = None
+
+
+@dataclass
+class _CacheCheck:
+    """What the cache lookup found, and what a store after a miss needs."""
+
+    result: str  # hit | semantic-hit | miss | bypass
+    hit: Any = None
+    key: str = ""
+    policy: Any = None
+    embedding: Any = None
+    similarity: float | None = None
+    store: bool = False
+
+
+def _cache_check(req: CompletionRequest) -> _CacheCheck:
+    """Exact, then semantic lookup (sync: database and the embedding model; runs in a thread
+    unless the in-process LRU answers first)."""
+    from routing import response_cache as rc
+
+    policy = rc.policy_for(req.namespace)
+    mode = req.cache_mode or policy.mode
+    if req.cache_control == "no-store" or not rc.cacheable(req.params(), mode):
+        return _CacheCheck("bypass")
+    key = rc.cache_key(req.namespace, req.messages, req.model, req.params())
+    if req.cache_control == "no-cache":
+        return _CacheCheck("miss", key=key, policy=policy, store=True)
+    hit = rc.lookup_exact(req.namespace, key)
+    if hit is not None:
+        return _CacheCheck("hit", hit=hit, key=key, policy=policy)
+    embedding, similarity = None, None
+    if policy.semantic:
+        from routing.cache_verify import conversation_text
+        from routing.embeddings import embed
+
+        embedding = embed(conversation_text(req.messages))
+        hit, similarity = rc.lookup_semantic(req.namespace, req.messages, embedding, policy.similarity_threshold)
+        if hit is not None:
+            return _CacheCheck("semantic-hit", hit=hit, key=key, policy=policy, similarity=hit.similarity)
+    return _CacheCheck("miss", key=key, policy=policy, embedding=embedding, similarity=similarity, store=True)
+
+
+async def _check_cache(req: CompletionRequest) -> _CacheCheck:
+    from routing import response_cache as rc
+
+    if req.cache_control not in ("no-cache", "no-store"):
+        try:  # the warm path: the LRU answers on the loop, in microseconds
+            policy = rc.policy_for(req.namespace) if req.namespace in rc._policies else None
+        except Exception:  # noqa: BLE001
+            policy = None
+        if policy is not None and rc.cacheable(req.params(), req.cache_mode or policy.mode):
+            key = rc.cache_key(req.namespace, req.messages, req.model, req.params())
+            hit = rc.local.get(req.namespace, key)
+            if hit is not None:
+                return _CacheCheck("hit", hit=hit, key=key, policy=policy)
+    return await sync_to_async(_cache_check, thread_sensitive=False)(req)
+
+
+def _after_lookup(check: _CacheCheck) -> None:
+    from routing import response_cache as rc
+
+    if check.result in ("hit", "semantic-hit"):
+        rc.note_hit(check.hit.entry_id)
+        rc.record(check.policy.namespace, check.result, saved_usd=check.hit.saved_usd, saved_ms=check.hit.saved_ms)
+    elif check.result == "miss":
+        rc.record(check.policy.namespace, "miss")
+
+
+def _store(check: _CacheCheck, req: CompletionRequest, result: CompletionResult) -> None:
+    from routing import response_cache as rc
+
+    r = result.response
+    rc.store(
+        policy=check.policy,
+        key=check.key,
+        messages=req.messages,
+        params=req.params(),
+        embedding=check.embedding,
+        response={
+            "content": r.content,
+            "model": r.model,
+            "finish_reason": r.finish_reason,
+            "usage": {
+                "input_tokens": r.usage.input_tokens,
+                "output_tokens": r.usage.output_tokens,
+                "cached_input_tokens": r.usage.cached_input_tokens,
+                "reasoning_tokens": r.usage.reasoning_tokens,
+            },
+        },
+        model=result.endpoint.model_id,
+        cost_usd=result.cost_usd,
+        latency_ms=r.latency_ms,
+    )
+
+
+def _cached_response(hit: Any) -> tuple[ChatResponse, Endpoint]:
+    from routing.providers.base import Usage
+
+    r = hit.response
+    usage = Usage(**r.get("usage", {}))
+    endpoint = catalog.find(hit.model) or Endpoint(*hit.model.partition("/")[::2], "simple", False, False, 0, 0, 0)
+    response = ChatResponse(
+        id=f"cache-{hit.entry_id}",
+        provider=endpoint.provider,
+        model=r.get("model", hit.model),
+        content=r["content"],
+        finish_reason=r.get("finish_reason") or "stop",
+        usage=usage,
+    )
+    return response, endpoint
 
 
 def prompt_text(messages: list[dict[str, Any]]) -> str:
@@ -180,8 +305,22 @@ async def complete(req: CompletionRequest, caller: Caller | None = None) -> Comp
     UnknownModel, or the last ProviderError when every model failed."""
     caller = caller or Caller()
     obs = get_observability()
+    loop = asyncio.get_running_loop()
     with context.bound(username=caller.username or None, api_token=caller.api_token or None):
         async with obs.trace_span("gateway.chat_completions", kind="internal") as root:
+            async with obs.trace_span("cache.lookup", kind="cache") as cache_span:
+                check = await _check_cache(req)
+                cache_span.set_attributes({"aios.cache.result": check.result, "aios.cache.namespace": req.namespace})
+                if check.similarity is not None:
+                    cache_span.set_attribute("aios.cache.similarity", round(check.similarity, 4))
+            if check.result != "bypass":
+                loop.run_in_executor(None, _after_lookup, check)  # accounting: never on the request path
+            if check.hit is not None:
+                response, endpoint = _cached_response(check.hit)
+                root.set_attribute("aios.model", endpoint.model_id)
+                return CompletionResult(
+                    response, endpoint, None, root.trace_id, Decimal(0), 0, check.result, check.hit.similarity
+                )
             async with obs.trace_span("route", kind="route") as route_span:
                 decision, creds = await _plan(req)
                 _annotate_route(route_span, decision)
@@ -197,7 +336,12 @@ async def complete(req: CompletionRequest, caller: Caller | None = None) -> Comp
                     continue
                 cost = await _cost_of(endpoint, response)
                 root.set_attribute("aios.model", endpoint.model_id)
-                return CompletionResult(response, endpoint, decision, root.trace_id, cost, attempt)
+                result = CompletionResult(
+                    response, endpoint, decision, root.trace_id, cost, attempt, check.result, check.similarity
+                )
+                if check.store and response.finish_reason == "stop":
+                    loop.run_in_executor(None, _store, check, req, result)  # answered first, stored after
+                return result
             assert last_error is not None
             raise last_error
 

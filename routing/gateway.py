@@ -177,6 +177,12 @@ def _headers(pairs: dict[str, str], content_type: bytes) -> list[tuple[bytes, by
     return [(b"content-type", content_type), *((k.encode(), v.encode()) for k, v in pairs.items())]
 
 
+def _cache_control(value: str) -> str:
+    """`no-store` (bypass the cache) wins over `no-cache` (refresh: skip the lookup, store)."""
+    directives = {d.strip().lower() for d in value.split(",")}
+    return "no-store" if "no-store" in directives else "no-cache" if "no-cache" in directives else ""
+
+
 def _usd(value: Any) -> str:
     return "unknown" if value is None else format(value.normalize(), "f")
 
@@ -211,6 +217,16 @@ class GatewayApp:
             body = await self._body(receive)
             req, stream, include_usage = parse_request(body)
             call = Caller(username=caller.username, api_token=caller.token_name)
+            headers_in = dict(scope.get("headers") or [])
+            req.namespace = f"token:{caller.username}:{caller.token_name}"
+            req.cache_control = _cache_control(headers_in.get(b"cache-control", b"").decode("latin-1"))
+            mode = headers_in.get(b"x-aios-cache-mode", b"").decode("latin-1").strip().lower()
+            if mode:
+                if mode not in ("deterministic", "all", "off"):
+                    raise GatewayError(
+                        400, "x-aios-cache-mode must be deterministic, all or off", param="x-aios-cache-mode"
+                    )
+                req.cache_mode = mode
             if stream:
                 await self._stream(send, req, call, request_id, include_usage)
             else:
@@ -220,7 +236,10 @@ class GatewayApp:
                     "x-aios-trace-id": result.trace_id.hex,
                     "x-aios-cost-usd": _usd(result.cost_usd),
                     "x-request-id": request_id,
+                    "x-aios-cache": result.cache,
                 }
+                if result.cache == "semantic-hit" and result.similarity is not None:
+                    headers["x-aios-cache-similarity"] = f"{result.similarity:.4f}"
                 if result.endpoint.simulated:
                     headers["x-aios-simulated"] = "true"
                 await self._json(send, 200, completion_body(result, request_id), headers)

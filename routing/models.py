@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
 
@@ -119,3 +120,54 @@ class RouterTrainingExample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source}: {self.prompt[:60]}"
+
+
+class CacheMode(models.TextChoices):
+    DETERMINISTIC = "deterministic"  # only temperature 0 or a fixed seed (an omitted temperature is 1)
+    ALL = "all"
+    OFF = "off"
+
+
+class CachePolicy(models.Model):
+    """Per-namespace cache policy (a namespace is an API token's, or "internal"). Missing: defaults."""
+
+    namespace = models.CharField(max_length=150, unique=True)
+    mode = models.CharField(max_length=16, choices=CacheMode.choices, default=CacheMode.DETERMINISTIC)
+    ttl_s = models.PositiveIntegerField(default=24 * 3600)
+    max_entries = models.PositiveIntegerField(default=10_000)
+    max_bytes = models.PositiveBigIntegerField(default=100 * 1024 * 1024)
+    semantic = models.BooleanField(default=True)
+    similarity_threshold = models.FloatField(default=0.785, help_text="Cosine similarity a neighbour must reach")
+
+    def __str__(self) -> str:
+        return f"cache policy for {self.namespace}"
+
+
+class CacheEntry(models.Model):
+    """One cached answer. `embedding` is a float array everywhere; where pgvector exists a
+    generated `embedding_vec vector(384)` column with an HNSW index mirrors it (migration 0005)."""
+
+    id = models.BigAutoField(primary_key=True)
+    namespace = models.CharField(max_length=150)
+    key_hash = models.CharField(max_length=64)
+    messages = models.JSONField()
+    params = models.JSONField(default=dict)
+    prompt_text = models.TextField()
+    embedding = ArrayField(models.FloatField(), null=True, blank=True)
+    response = models.JSONField()  # content, model, finish_reason, usage
+    model = models.CharField(max_length=200)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=10, null=True)
+    latency_ms = models.FloatField(default=0)
+    size_bytes = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    last_hit_at = models.DateTimeField(null=True, blank=True)
+    hit_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["namespace", "key_hash"], name="cacheentry_unique_key")]
+        indexes = [models.Index(fields=["namespace", "last_hit_at"], name="cacheentry_lru_idx")]
+        verbose_name_plural = "cache entries"
+
+    def __str__(self) -> str:
+        return f"{self.namespace}: {self.prompt_text[:60]}"

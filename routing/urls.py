@@ -5,4 +5,5 @@ from routing import views
 urlpatterns = [
     path("routing/", views.home, name="routing-home"),
     path("cache/", views.cache, name="routing-cache"),
+    path("cache/purge/", views.cache_purge, name="routing-cache-purge"),
 ]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
-from aios_core.access import VIEWER, role_required
-from routing import catalog
-from routing.models import ModelEndpoint, RouterModel, Tier
+from aios_core.access import ADMIN, VIEWER, has_role, role_required
+from observability.audit import audit_append
+from routing import catalog, response_cache
+from routing.models import CacheEntry, ModelEndpoint, RouterModel, Tier
 from routing.selectors import decisions_search, routing_stats, savings_series
 
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
@@ -42,4 +45,31 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @role_required(VIEWER)
 def cache(request: HttpRequest) -> HttpResponse:
-    return render(request, "section_empty.html", {"title": "Cache", "message": "The response cache is empty."})
+    """Hit rate and savings over time, per namespace, top entries; admins purge."""
+    window = request.GET.get("window", "24h")
+    span = WINDOWS.get(window, WINDOWS["24h"])
+    context = {
+        "window": window,
+        "windows": list(WINDOWS),
+        "stats": response_cache.get_stats(window=span),
+        "top": CacheEntry.objects.order_by("-hit_count", "-created_at")[:20],
+        "can_purge": has_role(request.user, ADMIN),
+    }
+    return render(request, "routing/cache.html", context)
+
+
+@role_required(ADMIN)
+@require_POST
+def cache_purge(request: HttpRequest) -> HttpResponse:
+    namespace = request.POST.get("namespace") or None
+    entry = request.POST.get("entry")
+    removed = response_cache.purge(namespace=namespace, entry_id=int(entry) if entry and entry.isdigit() else None)
+    audit_append(
+        action="cache.purged",
+        object_type="cache",
+        object_id=namespace or entry or "all",
+        data={"namespace": namespace, "entry": entry, "removed": removed},
+        actor=request.user,
+    )
+    messages.success(request, f"Purged {removed} cache entries.")
+    return redirect("routing-cache")

@@ -66,8 +66,9 @@ def test_auto_routes_answers_and_traces_the_call(client: openai.OpenAI) -> None:
     assert raw.headers["x-aios-simulated"] == "true"
     cost = Decimal(raw.headers["x-aios-cost-usd"])
     assert cost > 0
-    spans = {s.kind: s for s in wait_for_spans(raw.headers["x-aios-trace-id"], 3)}
-    assert set(spans) == {"internal", "route", "llm"}
+    spans = {s.kind: s for s in wait_for_spans(raw.headers["x-aios-trace-id"], 4)}
+    assert set(spans) == {"internal", "cache", "route", "llm"}
+    assert spans["cache"].attributes["aios.cache.result"] == "bypass"  # no temperature: not cacheable
     llm = spans["llm"]
     assert llm.model == "sim/complex" and llm.input_tokens == reply.usage.prompt_tokens
     assert llm.cost_usd == cost and llm.api_token == "billing"
@@ -145,8 +146,57 @@ def test_a_failing_provider_falls_back_to_the_next_model(client: openai.OpenAI, 
     finally:
         upstream.stop()
     assert raw.headers["x-aios-model"] == "openai_compatible/steady"
-    spans = [s for s in wait_for_spans(raw.headers["x-aios-trace-id"], 4) if s.kind == "llm"]
+    spans = [s for s in wait_for_spans(raw.headers["x-aios-trace-id"], 5) if s.kind == "llm"]
     assert sorted(s.status for s in spans) == ["error", "ok"]
     assert [r.path for r in upstream.requests] == ["/chat/completions"] * 3  # 2 tries, then the fallback
     decision = RoutingDecision.objects.get(trace_id=uuid.UUID(raw.headers["x-aios-trace-id"]))
     assert decision.chosen_model == "openai_compatible/flaky" and decision.alternatives == ["openai_compatible/steady"]
+
+
+def _ask(client: openai.OpenAI, text: str, **kwargs: Any) -> Any:
+    return client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": text}], temperature=0, **kwargs
+    )
+
+
+def test_repeated_and_paraphrased_questions_come_back_from_the_cache(client: openai.OpenAI) -> None:
+    import time
+
+    question = f"How do I restart the nginx service on host {uuid.uuid4().hex[:6]}?"
+    first = _ask(client, question)
+    assert first.headers["x-aios-cache"] == "miss"
+    time.sleep(1.5)  # stored after the answer, off the request path
+    again = _ask(client, question)
+    assert again.headers["x-aios-cache"] == "hit"
+    assert again.parse().choices[0].message.content == first.parse().choices[0].message.content
+    assert Decimal(again.headers["x-aios-cost-usd"]) == 0
+    paraphrase = _ask(client, question.replace("How do I", "How can I"))
+    assert paraphrase.headers["x-aios-cache"] == "semantic-hit"
+    assert float(paraphrase.headers["x-aios-cache-similarity"]) > 0.9
+    antonym = _ask(client, question.replace("restart", "stop"))
+    assert antonym.headers["x-aios-cache"] == "miss"
+
+
+def test_cache_control_and_sampling_bypass_the_cache(client: openai.OpenAI) -> None:
+    import time
+
+    question = f"List the open ports of server {uuid.uuid4().hex[:6]}."
+    _ask(client, question)
+    time.sleep(1.5)
+    assert _ask(client, question, extra_headers={"Cache-Control": "no-store"}).headers["x-aios-cache"] == "bypass"
+    assert _ask(client, question, extra_headers={"Cache-Control": "no-cache"}).headers["x-aios-cache"] == "miss"
+    sampled = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": question}]
+    )
+    assert sampled.headers["x-aios-cache"] == "bypass"  # no temperature: OpenAI's default 1, not deterministic
+
+
+def test_tenants_never_see_each_others_answers(asgi_server: str, client: openai.OpenAI) -> None:
+    import time
+
+    question = f"What is our VPN endpoint for office {uuid.uuid4().hex[:6]}?"
+    _ask(client, question)
+    time.sleep(1.5)
+    _, other_token = token_create(user=make_user("operator"), name="other-app", scopes=["gateway"])
+    other = openai.OpenAI(base_url=f"{asgi_server}/v1", api_key=other_token, max_retries=0)
+    assert _ask(other, question).headers["x-aios-cache"] == "miss"

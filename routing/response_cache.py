@@ -1,0 +1,451 @@
+"""The response cache: exact and semantic, per namespace, with TTL, LRU capacity and accounting.
+
+- Exact: the key is the SHA-256 of the normalized request (namespace, messages, model, and the
+  parameters that change the answer). Entries live in Postgres, fronted by an in-process LRU, so
+  a hit in a warm process costs microseconds. Purges reach every process through Redis pub/sub.
+- Semantic: on an exact miss, the conversation is embedded (MiniLM) and its nearest neighbour in
+  the namespace is found with pgvector (HNSW, cosine) where the database has it, else exactly in
+  process (numpy over the namespace's vectors). A neighbour is served only above the namespace's
+  similarity threshold AND when routing.cache_verify finds no difference that changes the answer
+  (numbers, names, negation, antonyms, system prompt, earlier turns).
+- Policy: modes deterministic (default: temperature 0 or a seed; an omitted temperature is the
+  provider's default, 1) / all / off; TTL; capacity in entries and bytes with LRU eviction;
+  errors and truncated answers are never stored; Cache-Control no-cache (refresh) / no-store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from routing.cache_verify import DEFAULT_SIMILARITY_THRESHOLD, conversation_text, verify_semantic_match
+from routing.models import CacheEntry, CacheMode, CachePolicy
+
+log = logging.getLogger(__name__)
+
+LRU_SIZE = 10_000
+ANSWER_PARAMS = ("temperature", "top_p", "max_tokens", "stop", "seed")
+
+
+@dataclass(frozen=True)
+class Policy:
+    namespace: str
+    mode: str = CacheMode.DETERMINISTIC
+    ttl_s: int = 24 * 3600
+    max_entries: int = 10_000
+    max_bytes: int = 100 * 1024 * 1024
+    semantic: bool = True
+    similarity_threshold: float = DEFAULT_SIMILARITY_THRESHOLD
+
+
+@dataclass
+class CacheHit:
+    kind: str  # "hit" | "semantic-hit"
+    entry_id: int
+    response: dict[str, Any]
+    model: str
+    similarity: float
+    saved_usd: Decimal | None
+    saved_ms: float
+
+
+_policies: dict[str, tuple[float, Policy]] = {}
+
+
+def policy_for(namespace: str) -> Policy:
+    """The namespace's policy (admin-set, or the defaults), cached for a few seconds."""
+    cached = _policies.get(namespace)
+    if cached and time.monotonic() - cached[0] < 5.0:
+        return cached[1]
+    row = CachePolicy.objects.filter(namespace=namespace).first()
+    policy = (
+        Policy(namespace=namespace)
+        if row is None
+        else Policy(
+            namespace, row.mode, row.ttl_s, row.max_entries, row.max_bytes, row.semantic, row.similarity_threshold
+        )
+    )
+    _policies[namespace] = (time.monotonic(), policy)
+    return policy
+
+
+def cacheable(params: dict[str, Any], mode: str) -> bool:
+    """Whether a request may be answered from (and stored in) the cache under `mode`."""
+    if mode == CacheMode.OFF:
+        return False
+    if mode == CacheMode.ALL:
+        return True
+    temperature = params.get("temperature")
+    return params.get("seed") is not None or (temperature is not None and float(temperature) == 0.0)
+
+
+def cache_key(namespace: str, messages: list[dict[str, Any]], model: str, params: dict[str, Any]) -> str:
+    normalized = {
+        "ns": namespace,
+        "model": model or "auto",
+        "messages": [{"role": m.get("role"), "content": m.get("content")} for m in messages],
+        # 0 and 0.0 are the same temperature
+        "params": {
+            k: float(v) if k in ("temperature", "top_p") else v
+            for k in ANSWER_PARAMS
+            if (v := params.get(k)) is not None
+        },
+    }
+    blob = json.dumps(normalized, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# --- the in-process LRU and its invalidation ---------------------------------------------------------
+
+
+class LocalLRU:
+    def __init__(self, size: int = LRU_SIZE) -> None:
+        self.size = size
+        self._data: OrderedDict[tuple[str, str], tuple[float, CacheHit]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._listener: threading.Thread | None = None
+
+    def get(self, namespace: str, key: str) -> CacheHit | None:
+        item = self._data.get((namespace, key))
+        if item is None:
+            return None
+        expires, hit = item
+        if expires < time.time():
+            self._data.pop((namespace, key), None)
+            return None
+        self._data.move_to_end((namespace, key))
+        return hit
+
+    def put(self, namespace: str, key: str, expires_at: float, hit: CacheHit) -> None:
+        with self._lock:
+            self._data[(namespace, key)] = (expires_at, hit)
+            self._data.move_to_end((namespace, key))
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def drop(self, namespace: str | None = None, entry_id: int | None = None) -> None:
+        with self._lock:
+            for k in [
+                k
+                for k, (_, hit) in self._data.items()
+                if (namespace is None or k[0] == namespace) and (entry_id is None or hit.entry_id == entry_id)
+            ]:
+                self._data.pop(k, None)
+
+    def ensure_listening(self) -> None:
+        if self._listener is None:
+            with self._lock:
+                if self._listener is None:
+                    self._listener = threading.Thread(target=self._listen, name="aios-cache-invalidation", daemon=True)
+                    self._listener.start()
+
+    def _listen(self) -> None:
+        import redis
+
+        while True:
+            try:
+                client = redis.Redis.from_url(settings.REDIS_URL)
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(_channel())
+                for message in pubsub.listen():
+                    data = json.loads(message["data"])
+                    self.drop(data.get("namespace"), data.get("entry_id"))
+            except Exception:
+                log.warning("cache invalidation listener lost Redis; retrying", exc_info=True)
+                self.drop()  # we may have missed purges: forget everything local
+                time.sleep(1)
+
+
+def _channel() -> str:
+    return f"{settings.CACHES['default'].get('KEY_PREFIX', 'aios')}:cache:invalidate"
+
+
+local = LocalLRU()
+
+
+def _publish_invalidation(namespace: str | None, entry_id: int | None) -> None:
+    local.drop(namespace, entry_id)
+    try:
+        import redis
+
+        redis.Redis.from_url(settings.REDIS_URL).publish(
+            _channel(), json.dumps({"namespace": namespace, "entry_id": entry_id})
+        )
+    except Exception:
+        log.warning("could not broadcast a cache invalidation", exc_info=True)
+
+
+# --- lookups --------------------------------------------------------------------------------------------
+
+
+def _hit_from(entry: CacheEntry, kind: str, similarity: float = 1.0) -> CacheHit:
+    return CacheHit(kind, entry.pk, entry.response, entry.model, similarity, entry.cost_usd, entry.latency_ms)
+
+
+def lookup_exact(namespace: str, key: str) -> CacheHit | None:
+    """The cached answer for exactly this request (LRU first, then Postgres)."""
+    local.ensure_listening()
+    hit = local.get(namespace, key)
+    if hit is not None:
+        return hit
+    entry = CacheEntry.objects.filter(namespace=namespace, key_hash=key, expires_at__gt=timezone.now()).first()
+    if entry is None:
+        return None
+    hit = _hit_from(entry, "hit")
+    local.put(namespace, key, entry.expires_at.timestamp(), hit)
+    return hit
+
+
+def vector_search_mode() -> str:
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'routing_cacheentry' "
+            "AND column_name = 'embedding_vec'"
+        )
+        return "pgvector" if cur.fetchone() else "in-process"
+
+
+_mode: str | None = None
+
+
+def _search_mode() -> str:
+    global _mode
+    if _mode is None:
+        _mode = vector_search_mode()
+    return _mode
+
+
+def _nearest(namespace: str, embedding: np.ndarray, limit: int = 3) -> list[tuple[int, float]]:
+    """(entry id, cosine similarity) of the nearest live entries of the namespace."""
+    now = timezone.now()
+    if _search_mode() == "pgvector":
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT id, 1 - (embedding_vec <=> %s::vector) FROM routing_cacheentry "
+                "WHERE namespace = %s AND expires_at > %s AND embedding_vec IS NOT NULL "
+                "ORDER BY embedding_vec <=> %s::vector LIMIT %s",
+                [_vector_literal(embedding), namespace, now, _vector_literal(embedding), limit],
+            )
+            return [(i, float(s)) for i, s in cur.fetchall()]
+    ids, matrix = _namespace_matrix(namespace)
+    if not ids:
+        return []
+    scores = matrix @ embedding.astype(np.float32)
+    top = np.argsort(-scores)[:limit]
+    return [(ids[i], float(scores[i])) for i in top]
+
+
+def _vector_literal(vector: np.ndarray) -> str:
+    return "[" + ",".join(f"{x:.6f}" for x in vector.tolist()) + "]"
+
+
+_matrices: dict[str, tuple[float, list[int], np.ndarray]] = {}
+
+
+def _namespace_matrix(namespace: str) -> tuple[list[int], np.ndarray]:
+    """The namespace's live embeddings as one matrix, reloaded every few seconds (in-process mode)."""
+    cached = _matrices.get(namespace)
+    if cached and time.monotonic() - cached[0] < 2.0:
+        return cached[1], cached[2]
+    rows = list(
+        CacheEntry.objects.filter(
+            namespace=namespace, expires_at__gt=timezone.now(), embedding__isnull=False
+        ).values_list("id", "embedding")
+    )
+    ids = [r[0] for r in rows]
+    matrix = np.asarray([r[1] for r in rows], dtype=np.float32) if rows else np.zeros((0, 384), dtype=np.float32)
+    _matrices[namespace] = (time.monotonic(), ids, matrix)
+    return ids, matrix
+
+
+def lookup_semantic(
+    namespace: str, messages: list[dict[str, Any]], embedding: np.ndarray, threshold: float
+) -> tuple[CacheHit | None, float | None]:
+    """The nearest entry above `threshold` that the verifier accepts; also the best similarity."""
+    best = None
+    for entry_id, similarity in _nearest(namespace, embedding):
+        best = similarity if best is None else max(best, similarity)
+        if similarity < threshold:
+            break
+        entry = CacheEntry.objects.filter(pk=entry_id).first()
+        if entry is not None and verify_semantic_match(messages, entry.messages).ok:
+            return _hit_from(entry, "semantic-hit", similarity), best
+    return None, best
+
+
+def note_hit(entry_id: int) -> None:
+    CacheEntry.objects.filter(pk=entry_id).update(hit_count=F("hit_count") + 1, last_hit_at=timezone.now())
+
+
+# --- writes ---------------------------------------------------------------------------------------------
+
+
+def store(
+    *,
+    policy: Policy,
+    key: str,
+    messages: list[dict[str, Any]],
+    params: dict[str, Any],
+    embedding: np.ndarray | None,
+    response: dict[str, Any],
+    model: str,
+    cost_usd: Decimal | None,
+    latency_ms: float,
+    ttl_s: int | None = None,
+) -> CacheEntry | None:
+    """Store an answer (never an error or a truncated one: the caller checks finish_reason)."""
+    if response.get("finish_reason") not in ("stop", None):
+        return None
+    text = conversation_text(messages)
+    size = len(json.dumps(response)) + len(text)
+    expires = timezone.now() + timedelta(seconds=ttl_s or policy.ttl_s)
+    with transaction.atomic():
+        entry, _ = CacheEntry.objects.update_or_create(
+            namespace=policy.namespace,
+            key_hash=key,
+            defaults={
+                "messages": messages,
+                "params": params,
+                "prompt_text": text,
+                "embedding": embedding.tolist() if embedding is not None else None,
+                "response": response,
+                "model": model,
+                "cost_usd": cost_usd,
+                "latency_ms": latency_ms,
+                "size_bytes": size,
+                "expires_at": expires,
+                "created_at": timezone.now(),
+                "last_hit_at": None,
+                "hit_count": 0,
+            },
+        )
+        evict(policy)
+    _matrices.pop(policy.namespace, None)
+    return entry
+
+
+def evict(policy: Policy) -> int:
+    """Drop expired entries, then least recently used ones beyond the entry and byte limits."""
+    now = timezone.now()
+    removed = CacheEntry.objects.filter(namespace=policy.namespace, expires_at__lte=now).delete()[0]
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            DELETE FROM routing_cacheentry WHERE id IN (
+                SELECT id FROM (
+                    SELECT id, row_number() OVER w AS n, sum(size_bytes) OVER w AS bytes
+                    FROM routing_cacheentry WHERE namespace = %s
+                    WINDOW w AS (ORDER BY coalesce(last_hit_at, created_at) DESC, id DESC)
+                ) ranked WHERE n > %s OR bytes > %s)
+            """,
+            [policy.namespace, policy.max_entries, policy.max_bytes],
+        )
+        removed += cur.rowcount
+    if removed:
+        _publish_invalidation(policy.namespace, None)
+    return removed
+
+
+def purge(*, namespace: str | None = None, entry_id: int | None = None) -> int:
+    qs = CacheEntry.objects.all()
+    if namespace:
+        qs = qs.filter(namespace=namespace)
+    if entry_id:
+        qs = qs.filter(pk=entry_id)
+    removed = qs.delete()[0]
+    _matrices.clear()
+    _publish_invalidation(namespace, entry_id)
+    return removed
+
+
+# --- accounting ------------------------------------------------------------------------------------------
+
+
+def _stats_key(ts: float) -> str:
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "aios")
+    return f"{prefix}:cache:stats:{int(ts // 60)}"
+
+
+def record(namespace: str, outcome: str, *, saved_usd: Decimal | None = None, saved_ms: float = 0.0) -> None:
+    """Count a lookup ("hit", "semantic-hit", "miss") per namespace per minute, in Redis."""
+    try:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        key = _stats_key(time.time())
+        pipe = client.pipeline()
+        pipe.hincrby(key, f"{namespace}|{outcome}", 1)
+        if outcome != "miss":
+            pipe.hincrby(key, f"{namespace}|saved_microusd", int((saved_usd or 0) * 1_000_000))
+            pipe.hincrby(key, f"{namespace}|saved_ms", int(saved_ms))
+        pipe.expire(key, 8 * 86400)
+        pipe.execute()
+    except Exception:
+        log.debug("cache accounting failed", exc_info=True)
+
+
+def get_stats(*, window: timedelta = timedelta(hours=24), namespace: str | None = None) -> dict[str, Any]:
+    """Hits, misses, hit rate, USD and latency saved, in total, per namespace, and per minute."""
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    now = time.time()
+    minutes = [now - 60 * i for i in range(int(window.total_seconds() // 60), -1, -1)]
+    pipe = client.pipeline()
+    for ts in minutes:
+        pipe.hgetall(_stats_key(ts))
+    per_ns: dict[str, dict[str, float]] = {}
+    series = {"t": [], "hits": [], "misses": [], "saved_usd": []}
+    for ts, fields in zip(minutes, pipe.execute(), strict=True):
+        point = {"hit": 0, "semantic-hit": 0, "miss": 0, "saved_microusd": 0}
+        for raw_field, raw_value in fields.items():
+            ns, _, what = raw_field.decode().rpartition("|")
+            if namespace and ns != namespace:
+                continue
+            per_ns.setdefault(ns, {}).setdefault(what, 0)
+            per_ns[ns][what] += int(raw_value)
+            if what in point:
+                point[what] += int(raw_value)
+        if point["hit"] or point["semantic-hit"] or point["miss"]:
+            series["t"].append(time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(ts - ts % 60)))
+            series["hits"].append(point["hit"] + point["semantic-hit"])
+            series["misses"].append(point["miss"])
+            series["saved_usd"].append(point["saved_microusd"] / 1e6)
+
+    def summarize(c: dict[str, float]) -> dict[str, Any]:
+        hits, semantic, misses = c.get("hit", 0), c.get("semantic-hit", 0), c.get("miss", 0)
+        lookups = hits + semantic + misses
+        return {
+            "hits": hits,
+            "semantic_hits": semantic,
+            "misses": misses,
+            "lookups": lookups,
+            "hit_rate": (hits + semantic) / lookups if lookups else None,
+            "saved_usd": c.get("saved_microusd", 0) / 1e6,
+            "saved_ms": c.get("saved_ms", 0),
+        }
+
+    total: dict[str, float] = {}
+    for counts in per_ns.values():
+        for k, v in counts.items():
+            total[k] = total.get(k, 0) + v
+    return {
+        "summary": summarize(total),
+        "by_namespace": {ns: summarize(c) for ns, c in sorted(per_ns.items())},
+        "series": series,
+        "vector_search": _search_mode(),
+    }
