@@ -10,6 +10,7 @@ class RoutingConfig(AppConfig):
     def ready(self) -> None:
         from celery import signals
 
+        from routing import gauges  # noqa: F401  (/metrics gauges)
         from routing.decisions import flush_at_exit
 
         atexit.register(flush_at_exit)

@@ -130,3 +130,32 @@ def test_a_policy_row_overrides_the_defaults() -> None:
     policy = rc.policy_for("custom")
     assert (policy.mode, policy.ttl_s, policy.similarity_threshold) == ("all", 60, 0.95)
     assert rc.policy_for("other").mode == "deterministic"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_purge_reaches_another_process() -> None:
+    """Another process holds the entry in its LRU; our purge must make it forget."""
+    import subprocess
+    import sys
+
+    from tests.helpers import subprocess_env
+
+    policy = rc.Policy(namespace=f"xproc-{time.time_ns()}")
+    entry = store(policy)
+    script = f"""
+import django, sys, time; django.setup()
+from routing import response_cache as rc
+assert rc.lookup_exact({policy.namespace!r}, {entry.key_hash!r}) is not None
+print("cached", flush=True)
+deadline = time.time() + 20
+while time.time() < deadline:
+    if rc.local.get({policy.namespace!r}, {entry.key_hash!r}) is None:
+        print("forgotten", flush=True); sys.exit(0)
+    time.sleep(0.05)
+sys.exit(1)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], env=subprocess_env(), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "cached"
+    time.sleep(0.5)  # its listener subscribes
+    rc.purge(namespace=policy.namespace)
+    assert proc.wait(timeout=30) == 0
