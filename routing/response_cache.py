@@ -22,14 +22,13 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from routing.cache_verify import DEFAULT_SIMILARITY_THRESHOLD, conversation_text, verify_semantic_match
@@ -180,11 +179,7 @@ local = LocalLRU()
 def _publish_invalidation(namespace: str | None, entry_id: int | None) -> None:
     local.drop(namespace, entry_id)
     try:
-        import redis
-
-        redis.Redis.from_url(settings.REDIS_URL).publish(
-            _channel(), json.dumps({"namespace": namespace, "entry_id": entry_id})
-        )
+        _redis().publish(_channel(), json.dumps({"namespace": namespace, "entry_id": entry_id}))
     except Exception:
         log.warning("could not broadcast a cache invalidation", exc_info=True)
 
@@ -287,8 +282,48 @@ def lookup_semantic(
     return None, best
 
 
+class _HitCounter:
+    """Hit counts and last-hit times, written in one statement a second (LRU order and the
+    top-entries list need them; a database UPDATE per hit would cost more than the hit)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[int, tuple[int, datetime]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, entry_id: int) -> None:
+        with self._lock:
+            count, _ = self._pending.get(entry_id, (0, None))
+            self._pending[entry_id] = (count + 1, timezone.now())
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="aios-cache-hits", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(1.0)
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        try:
+            with connection.cursor() as cur:
+                cur.executemany(
+                    "UPDATE routing_cacheentry SET hit_count = hit_count + %s, last_hit_at = %s WHERE id = %s",
+                    [(count, when, entry_id) for entry_id, (count, when) in sorted(pending.items())],
+                )
+        except Exception:  # counts are bookkeeping: losing a second of them is fine
+            log.warning("could not record cache hits", exc_info=True)
+
+
+hits = _HitCounter()
+
+
 def note_hit(entry_id: int) -> None:
-    CacheEntry.objects.filter(pk=entry_id).update(hit_count=F("hit_count") + 1, last_hit_at=timezone.now())
+    hits.add(entry_id)
 
 
 # --- writes ---------------------------------------------------------------------------------------------
@@ -380,12 +415,22 @@ def _stats_key(ts: float) -> str:
     return f"{prefix}:cache:stats:{int(ts // 60)}"
 
 
+_redis_client: Any = None
+
+
+def _redis() -> Any:
+    global _redis_client
+    if _redis_client is None:
+        import redis
+
+        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1)
+    return _redis_client
+
+
 def record(namespace: str, outcome: str, *, saved_usd: Decimal | None = None, saved_ms: float = 0.0) -> None:
     """Count a lookup ("hit", "semantic-hit", "miss") per namespace per minute, in Redis."""
     try:
-        import redis
-
-        client = redis.Redis.from_url(settings.REDIS_URL)
+        client = _redis()
         key = _stats_key(time.time())
         pipe = client.pipeline()
         pipe.hincrby(key, f"{namespace}|{outcome}", 1)
@@ -400,9 +445,7 @@ def record(namespace: str, outcome: str, *, saved_usd: Decimal | None = None, sa
 
 def get_stats(*, window: timedelta = timedelta(hours=24), namespace: str | None = None) -> dict[str, Any]:
     """Hits, misses, hit rate, USD and latency saved, in total, per namespace, and per minute."""
-    import redis
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = _redis()
     now = time.time()
     minutes = [now - 60 * i for i in range(int(window.total_seconds() // 60), -1, -1)]
     pipe = client.pipeline()

@@ -86,6 +86,7 @@ def test_capacity_evicts_the_least_recently_used() -> None:
     policy = rc.Policy(namespace="small", max_entries=3)
     entries = [store(policy, messages=[{"role": "user", "content": f"question {i}"}]) for i in range(3)]
     rc.note_hit(entries[0].pk)  # the oldest was used recently: it stays
+    rc.hits.flush()
     store(policy, messages=[{"role": "user", "content": "question 3"}])
     kept = set(CacheEntry.objects.filter(namespace="small").values_list("prompt_text", flat=True))
     assert len(kept) == 3 and "user: question 1" not in {k.lower() for k in kept}
