@@ -131,14 +131,16 @@ def _cache_check(req: CompletionRequest) -> _CacheCheck:
 
 
 async def _check_cache(req: CompletionRequest) -> _CacheCheck:
+    """On the loop when the namespace's policy is known: bypasses and LRU hits cost microseconds;
+    database lookups and embeddings go to a thread."""
     from routing import response_cache as rc
 
-    if req.cache_control not in ("no-cache", "no-store"):
-        try:  # the warm path: the LRU answers on the loop, in microseconds
-            policy = rc.policy_for(req.namespace) if req.namespace in rc._policies else None
-        except Exception:  # noqa: BLE001
-            policy = None
-        if policy is not None and rc.cacheable(req.params(), req.cache_mode or policy.mode):
+    cached = rc._policies.get(req.namespace)
+    if cached is not None and time.monotonic() - cached[0] < 5.0:
+        policy = cached[1]
+        if req.cache_control == "no-store" or not rc.cacheable(req.params(), req.cache_mode or policy.mode):
+            return _CacheCheck("bypass")
+        if req.cache_control != "no-cache":
             key = rc.cache_key(req.namespace, req.messages, req.model, req.params())
             hit = rc.local.get(req.namespace, key)
             if hit is not None:
