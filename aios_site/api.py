@@ -20,6 +20,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security import SessionAuth
 from pydantic import Field
 
+from agents import api as agents_api
 from aios_core.access import ADMIN, user_roles
 from aios_core.api import Page, paginate, require_role
 from aios_core.errors import ConflictError
@@ -222,5 +223,7 @@ def audit_events(
 api.add_router("/", site)
 api.add_router("/audit", audit)
 api.add_router("/", observability_api.router)
+api.add_router("/", agents_api.router)
+api.add_router("/evaluation", "evaluation.api.router")
 
 __all__ = ["SCOPES", "api"]

@@ -312,3 +312,18 @@ AIOS_CONFIG_RECHECK_S = env.float("AIOS_CONFIG_RECHECK_S", default=5.0)  # how s
 # connections are reused; agents.execute_run still drops unusable or expired ones first
 # (close_old_connections). Default 0: Celery's behaviour, unchanged for other apps' tasks.
 CELERY_DB_REUSE_MAX = env.int("AIOS_CELERY_DB_REUSE_MAX", default=0) or None
+
+# --- Evaluation ---------------------------------------------------------------------------
+AIOS_EVAL_BATCH_SIZE = env.int("AIOS_EVAL_BATCH_SIZE", default=200)  # items per eval-run Celery task
+AIOS_EVAL_CONCURRENCY = env.int("AIOS_EVAL_CONCURRENCY", default=8)  # items in flight within a batch
+AIOS_EVAL_UPLOAD_MAX_ITEMS = env.int("AIOS_EVAL_UPLOAD_MAX_ITEMS", default=50_000)
+AIOS_EVAL_UPLOAD_MAX_ERRORS = env.int("AIOS_EVAL_UPLOAD_MAX_ERRORS", default=50)  # per-line errors shown
+AIOS_EVAL_CONTINUOUS_INTERVAL_S = env.float("AIOS_EVAL_CONTINUOUS_INTERVAL_S", default=60.0)  # sampling interval
+CELERY_BEAT_SCHEDULE["evaluation-continuous"] = {
+    "task": "evaluation.continuous_tick",
+    "schedule": AIOS_EVAL_CONTINUOUS_INTERVAL_S,
+}
+
+# --- Agents: human checkpoints (issue 6) -----------------------------------------------------
+AIOS_APPROVAL_WEBHOOK_URL = env.str("AIOS_APPROVAL_WEBHOOK_URL", default="")  # Slack-compatible; empty: off
+CELERY_BEAT_SCHEDULE["agents-approvals-expire"] = {"task": "agents.approvals_expire", "schedule": 30.0}

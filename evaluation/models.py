@@ -1,1 +1,257 @@
-"""Models arrive with this app's issue."""
+"""Datasets, evaluators, eval runs and their results, and human annotation queues."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from evaluation.configs import EvaluatorConfig, ScoreConfig, parse_evaluator_config, parse_score_configs
+
+
+class Dataset(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DatasetItem(models.Model):
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="items")
+    input = models.JSONField()  # a string (the prompt) or an object (chat messages, structured input)
+    expected = models.JSONField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"item {self.pk} of dataset {self.dataset_id}"
+
+
+class Evaluator(models.Model):
+    class Kind(models.TextChoices):
+        EXACT_MATCH = "exact_match"
+        CONTAINS = "contains"
+        REGEX = "regex"
+        JSON_SCHEMA = "json_schema"
+        NUMERIC_TOLERANCE = "numeric_tolerance"
+        LATENCY_BUDGET = "latency_budget"
+        COST_BUDGET = "cost_budget"
+        LLM_JUDGE = "llm_judge"
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    config = models.JSONField(default=dict, blank=True)  # validated by the pydantic model of `kind`
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def parsed_config(self) -> EvaluatorConfig:
+        return parse_evaluator_config(self.kind, self.config)
+
+
+class EvalRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    ECHO_TARGET = "echo"  # the output is the input: for runs that only apply code evaluators
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="runs")
+    target = models.CharField(max_length=200)  # "echo", "auto" (the router) or a model id
+    evaluators = models.ManyToManyField(Evaluator, related_name="runs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    items_total = models.PositiveIntegerField(default=0)
+    items_done = models.PositiveIntegerField(default=0)
+    items_failed = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal(0))
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"eval run {self.pk}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELLED)
+
+    @property
+    def progress_percent(self) -> int:
+        return int(100 * self.items_done / self.items_total) if self.items_total else 100
+
+    def progress_payload(self) -> dict[str, Any]:
+        return {
+            "run": self.pk,
+            "status": self.status,
+            "items_total": self.items_total,
+            "items_done": self.items_done,
+            "items_failed": self.items_failed,
+            "cost_usd": f"{self.cost_usd:f}",
+            "percent": self.progress_percent,
+        }
+
+
+class EvalResult(models.Model):
+    run = models.ForeignKey(EvalRun, on_delete=models.CASCADE, related_name="results")
+    item = models.ForeignKey(DatasetItem, on_delete=models.CASCADE, related_name="results")
+    output = models.JSONField(null=True, blank=True)
+    # {evaluator name: {"value": 0..1 | null, "label": str, "reasoning": str, "error": str}}
+    scores = models.JSONField(default=dict, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
+    error = models.TextField(blank=True)
+    trace_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["item_id"]
+        constraints = [models.UniqueConstraint(fields=["run", "item"], name="eval_result_one_per_item")]
+
+    def __str__(self) -> str:
+        return f"result of item {self.item_id} in run {self.run_id}"
+
+
+class AnnotationQueue(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    score_configs = models.JSONField(default=list, blank=True)  # [ScoreConfig]
+    reviewers_per_item = models.PositiveSmallIntegerField(default=1)
+    lock_seconds = models.PositiveIntegerField(default=600)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def parsed_score_configs(self) -> list[ScoreConfig]:
+        return parse_score_configs(self.score_configs)
+
+
+class AnnotationItem(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+
+    queue = models.ForeignKey(AnnotationQueue, on_delete=models.CASCADE, related_name="items")
+    # What the item shows: "span:<trace>:<span>", "trace:<trace>" or "manual:<uuid>". One per queue.
+    source_key = models.CharField(max_length=120)
+    trace_id = models.UUIDField(null=True, blank=True)
+    span_id = models.BigIntegerField(null=True, blank=True)
+    # A copy of what the annotator sees ({"input", "output", "context"}): span retention never empties it.
+    content = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    locked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lock_expires_at = models.DateTimeField(null=True, blank=True)
+    reviews_done = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "source_key"], name="annotation_item_one_per_object"),
+        ]
+        indexes = [models.Index(fields=["queue", "status", "id"], name="annotation_item_claim")]
+
+    def __str__(self) -> str:
+        return f"{self.source_key} in queue {self.queue_id}"
+
+    def is_claimed_by(self, user: Any) -> bool:
+        """`user` holds the claim. An expired claim still counts until another annotator takes the item over
+        (that rewrites `locked_by`), so a slow reviewer's work is not thrown away when nobody else wanted it."""
+        return self.status == self.Status.PENDING and self.locked_by_id == user.pk
+
+
+class Annotation(models.Model):
+    item = models.ForeignKey(AnnotationItem, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    scores = models.JSONField(default=dict, blank=True)  # {score config name: number | label | bool}
+    comment = models.TextField(blank=True)
+    skipped = models.BooleanField(default=False)  # a skip is remembered so "next" never offers it again
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["item", "annotator"], name="annotation_one_per_annotator")]
+
+    def __str__(self) -> str:
+        return f"annotation {self.pk} of item {self.item_id}"
+
+
+class ContinuousEvaluation(models.Model):
+    """Samples recent production spans, scores them, and sends low scorers to an annotation queue."""
+
+    name = models.CharField(max_length=200, unique=True)
+    enabled = models.BooleanField(default=True)
+    span_kind = models.CharField(max_length=16, default="llm")
+    model = models.CharField(max_length=150, blank=True)  # empty: any model
+    agent = models.CharField(max_length=100, blank=True)  # empty: any agent
+    sample_rate = models.FloatField(default=0.1)  # 0..1, decided per span id so a rescan samples the same spans
+    evaluators = models.ManyToManyField(Evaluator, related_name="continuous")
+    threshold = models.FloatField(default=0.5)  # a span with any score below this goes to `queue`
+    queue = models.ForeignKey(AnnotationQueue, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_span_pk = models.BigIntegerField(default=0)  # watermark: spans with a larger primary key are new
+    max_spans_per_tick = models.PositiveIntegerField(default=500)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SpanScore(models.Model):
+    """A score given to a production span by continuous evaluation (spans are observability's; scores are ours)."""
+
+    continuous = models.ForeignKey(ContinuousEvaluation, on_delete=models.CASCADE, related_name="scores")
+    trace_id = models.UUIDField()
+    span_id = models.BigIntegerField()
+    evaluator = models.CharField(max_length=200)
+    value = models.FloatField(null=True, blank=True)
+    label = models.CharField(max_length=100, blank=True)
+    reasoning = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["continuous", "trace_id", "span_id", "evaluator"], name="span_score_one_per_evaluator"
+            )
+        ]
+        indexes = [models.Index(fields=["trace_id", "span_id"], name="span_score_span")]
+
+    def __str__(self) -> str:
+        return f"{self.evaluator} on span {self.span_id}"

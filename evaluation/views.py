@@ -1,11 +1,213 @@
-"""Evaluation pages (their data arrives with the evaluation issue)."""
+"""Evaluation pages: datasets, evaluators and runs (operators run, viewers read), annotation (annotators)."""
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from __future__ import annotations
 
-from aios_core.access import VIEWER, role_required
+import csv
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from aios_core.access import ANNOTATOR, OPERATOR, VIEWER, has_role, role_required
+from aios_core.errors import ConflictError
+from evaluation import selectors, services
+from evaluation.forms import DatasetUploadForm, EvalRunForm, EvaluatorForm, scores_from_post
+
+
+def _home(request: HttpRequest, status: int = 200, **forms: Any) -> HttpResponse:
+    context = {
+        **selectors.home_lists(),
+        "can_run": has_role(request.user, OPERATOR),
+        "upload_form": forms.get("upload_form") or DatasetUploadForm(),
+        "run_form": forms.get("run_form") or EvalRunForm(),
+        "evaluator_form": forms.get("evaluator_form") or EvaluatorForm(),
+    }
+    return render(request, "evaluation/home.html", context, status=status)
+
+
+def _form_errors(form: Any, exc: ValidationError) -> None:
+    for field, errors in exc.message_dict.items():
+        for error in errors:
+            form.add_error(field if field in form.fields else None, error)
 
 
 @role_required(VIEWER)
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "section_empty.html", {"title": "Evaluation", "message": "No datasets or eval runs yet."})
+    return _home(request)
+
+
+@require_POST
+@role_required(OPERATOR)
+def dataset_upload(request: HttpRequest) -> HttpResponse:
+    form = DatasetUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            dataset = services.dataset_upload(name=form.cleaned_data["name"], filename=upload.name,
+                                              data=upload.read(), user=request.user)  # fmt: skip
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, f"Dataset {dataset.name} created.")
+            return redirect("evaluation-dataset-detail", pk=dataset.pk)
+    return _home(request, 422, upload_form=form)
+
+
+@role_required(VIEWER)
+def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = selectors.get_dataset_for_user(request.user, pk)
+    items = dataset.items.all()[:200]
+    return render(request, "evaluation/dataset_detail.html", {"dataset": dataset, "items": items})
+
+
+@require_POST
+@role_required(OPERATOR)
+def evaluator_create(request: HttpRequest) -> HttpResponse:
+    form = EvaluatorForm(request.POST)
+    if form.is_valid():
+        try:
+            services.evaluator_create(**form.cleaned_data, user=request.user)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "Evaluator created.")
+            return redirect("evaluation-home")
+    return _home(request, 422, evaluator_form=form)
+
+
+@require_POST
+@role_required(OPERATOR)
+def run_create(request: HttpRequest) -> HttpResponse:
+    form = EvalRunForm(request.POST)
+    if form.is_valid():
+        try:
+            run = services.evalrun_create(**form.cleaned_data, user=request.user)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            return redirect("evaluation-run-detail", pk=run.pk)
+    return _home(request, 422, run_form=form)
+
+
+@role_required(VIEWER)
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = selectors.get_run_for_user(request.user, pk)
+    results = run.results.select_related("item")[:500]
+    names = list(run.evaluators.values_list("name", flat=True))
+    rows = [(r, [r.scores.get(n, {}) for n in names]) for r in results]
+    context = {"run": run, "names": names, "rows": rows, "can_run": has_role(request.user, OPERATOR),
+               "progress": run.progress_payload(), "summary": selectors.run_score_summary(run, names),
+               "other_runs": run.dataset.runs.exclude(pk=run.pk)[:20]}  # fmt: skip
+    return render(request, "evaluation/run_detail.html", context)
+
+
+@role_required(VIEWER)
+def run_compare(request: HttpRequest) -> HttpResponse:
+    try:
+        a_id, b_id = int(request.GET.get("a", "")), int(request.GET.get("b", ""))
+    except ValueError:
+        raise Http404 from None
+    a, b = selectors.get_run_for_user(request.user, a_id), selectors.get_run_for_user(request.user, b_id)
+    if a.dataset_id != b.dataset_id:
+        messages.error(request, "Only runs over the same dataset compare item by item.")
+        return redirect("evaluation-run-detail", pk=a.pk)
+    names = sorted(set(a.evaluators.values_list("name", flat=True)) & set(b.evaluators.values_list("name", flat=True)))
+    summary = zip(selectors.run_score_summary(a, names), selectors.run_score_summary(b, names), strict=True)
+    rows = [(row, [((row["a"].scores.get(n) or {}), (row["b"].scores.get(n) or {}) if row["b"] else {}) for n in names])
+            for row in selectors.run_comparison(a, b)]  # fmt: skip
+    context = {"a": a, "b": b, "names": names, "summary": list(summary), "rows": rows}
+    return render(request, "evaluation/run_compare.html", context)
+
+
+@role_required(VIEWER)
+def run_progress(request: HttpRequest, pk: int) -> JsonResponse:
+    return JsonResponse(selectors.get_run_for_user(request.user, pk).progress_payload())
+
+
+@require_POST
+@role_required(OPERATOR)
+def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    run = selectors.get_run_for_user(request.user, pk)
+    try:
+        services.evalrun_cancel(run=run, user=request.user)
+    except ConflictError as exc:
+        messages.error(request, exc.message)
+    return redirect("evaluation-run-detail", pk=run.pk)
+
+
+@role_required(VIEWER)
+def queue_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    queue = selectors.get_queue_for_user(request.user, pk)
+    context = {"queue": queue, "progress": selectors.queue_progress(queue),
+               "can_annotate": has_role(request.user, ANNOTATOR)}  # fmt: skip
+    return render(request, "evaluation/queue_detail.html", context)
+
+
+@require_POST
+@role_required(ANNOTATOR)
+def queue_next(request: HttpRequest, pk: int) -> HttpResponse:
+    queue = selectors.get_queue_for_annotator(request.user, pk)
+    item = services.annotation_next(queue=queue, user=request.user)
+    if item is None:
+        messages.success(request, "Nothing left for you in this queue.")
+        return redirect("evaluation-queue-detail", pk=queue.pk)
+    return redirect("evaluation-item-review", pk=item.pk)
+
+
+@role_required(ANNOTATOR)
+def item_review(request: HttpRequest, pk: int) -> HttpResponse:
+    item = selectors.get_queue_item_for_annotator(request.user, pk)
+    if item is None:
+        messages.error(request, "That item is no longer yours to review.")
+        return redirect("evaluation-home")
+    configs = item.queue.parsed_score_configs
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST":
+        try:
+            services.annotation_submit(item=item, user=request.user, scores=scores_from_post(configs, request.POST),
+                                       comment=request.POST.get("comment", ""))  # fmt: skip
+        except ValidationError as exc:
+            errors = exc.message_dict
+        except ConflictError as exc:
+            messages.error(request, exc.message)
+            return redirect("evaluation-queue-detail", pk=item.queue_id)
+        else:
+            return queue_next(request, item.queue_id)
+    shown = {part: _pretty(item.content.get(part)) for part in ("input", "output", "context")}
+    context = {"item": item, "shown": shown, "configs": configs, "errors": errors,
+               "progress": selectors.queue_progress(item.queue)}  # fmt: skip
+    return render(request, "evaluation/review.html", context, status=422 if errors else 200)
+
+
+def _pretty(value: Any) -> str:
+    if value in (None, "", [], {}):
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+
+
+@require_POST
+@role_required(ANNOTATOR)
+def item_skip(request: HttpRequest, pk: int) -> HttpResponse:
+    item = selectors.get_queue_item_for_annotator(request.user, pk)
+    if item is not None:
+        services.annotation_skip(item=item, user=request.user)
+        return queue_next(request, item.queue_id)
+    return redirect("evaluation-home")
+
+
+@role_required(VIEWER)
+def queue_export(request: HttpRequest, pk: int) -> HttpResponse:
+    queue = selectors.get_queue_for_user(request.user, pk)
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="queue-{queue.pk}-annotations.csv"'
+    names = [c.name for c in queue.parsed_score_configs]
+    writer = csv.writer(response)
+    writer.writerow(["item", "source", "annotator", *names, "comment", "created_at"])
+    for a in selectors.queue_annotations(queue):
+        scores = [a.scores.get(n, "") for n in names]
+        writer.writerow([a.item_id, a.item.source_key, a.annotator.username, *scores, a.comment, a.created_at])
+    return response

@@ -1,0 +1,312 @@
+"""Human checkpoints (issue 6): approval requests, four-eyes decisions, expiry, notifications.
+
+A run whose effective policy requires approval is created at `awaiting_approval`; inside that
+transaction `services.approval_checkpoint_open` calls `approval_open` here. The request is
+decided by approvers (never the requester), row-locked so concurrent clicks give one outcome;
+the last required approval releases the run (queued and sent on commit), any rejection or the
+deadline denies it. Every request, decision and expiry is audited and traced.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from agents.manifest import registry
+from agents.models import ActionRun, ApprovalDecision, ApprovalRequest, ApprovalStatus, RunStatus
+from aios_core.access import APPROVER, has_role
+from aios_core.errors import ConflictError
+from aios_core.live import role_group, send_now
+from observability import get_observability
+from observability.audit import audit_append
+
+log = logging.getLogger(__name__)
+
+
+def _username(user: Any) -> str:
+    return user.get_username() if user is not None else "system"
+
+
+def pending_count() -> int:
+    return ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING).count()
+
+
+# --- on-commit effects: toasts, webhook, preview ---------------------------------------------------
+
+
+def _notify_on_commit(req: ApprovalRequest, toast: str) -> None:
+    """A toast and the live queue count for every approver, once committed (best effort)."""
+    run = req.run
+    message = {
+        "toast": toast,
+        "href": f"/approvals/{req.pk}/",
+        "counts": {"approvals": pending_count()},
+        "approval": {"id": req.pk, "run": str(run.pk), "status": req.status},
+    }
+
+    def send() -> None:
+        try:
+            send_now(role_group(APPROVER), "notify", message)
+        except Exception:  # the channel layer is at-most-once; pages re-read the DB
+            log.warning("approval notification not sent", exc_info=True)
+
+    transaction.on_commit(send, robust=True)
+
+
+def _webhook_on_commit(req: ApprovalRequest, event: str, text: str) -> None:
+    """Slack-compatible JSON to AIOS_APPROVAL_WEBHOOK_URL, from a retried Celery task."""
+    url = getattr(settings, "AIOS_APPROVAL_WEBHOOK_URL", "")
+    if not url:
+        return
+    body = {
+        "text": text,
+        "aios": {"event": event, "approval": req.pk, "run": str(req.run_id), "status": req.status},
+    }
+    link = f"{settings.AIOS_PUBLIC_URL.rstrip('/')}/approvals/{req.pk}/"
+    body["text"] = f"{text} <{link}|Open>"
+
+    def send() -> None:
+        from agents.tasks import approval_webhook
+
+        approval_webhook.apply_async(args=[body], retry_policy={"max_retries": 1})
+
+    transaction.on_commit(send, robust=True)
+
+
+def _preview_on_commit(req: ApprovalRequest) -> None:
+    def send() -> None:
+        from agents.tasks import approval_preview
+
+        approval_preview.apply_async(args=[req.pk], retry_policy={"max_retries": 1})
+
+    transaction.on_commit(send, robust=True)
+
+
+# --- opening a checkpoint ---------------------------------------------------------------------
+
+
+def approval_open(*, run: ActionRun, timeout_s: int) -> ApprovalRequest:
+    """Inside the transaction that created `run` at awaiting_approval."""
+    spec = registry.action(run.agent, run.action)
+    risk = spec.risk if spec is not None else "high"
+    description = spec.description if spec is not None else ""
+    summary = f"{run.agent}.{run.action}: {description}".strip()
+    if run.payload:
+        summary += f" Payload: {run.payload}"
+    with get_observability().trace_span("approval.request", agent_name=run.agent, kind="approval") as span:
+        req = ApprovalRequest.objects.create(
+            run=run,
+            requested_by=run.requested_by,
+            risk=risk,
+            summary=summary[:4000],
+            approvals_required=2 if run.approvals_required >= 2 else 1,
+            expires_at=timezone.now() + timedelta(seconds=timeout_s),
+        )
+        span.set_attributes(
+            {"aios.approval_id": req.pk, "aios.run_id": str(run.pk), "aios.action": f"{run.agent}.{run.action}"}
+        )
+        audit_append(
+            action="agents.approval_requested",
+            object_type="approval",
+            object_id=req.pk,
+            data={
+                "run": str(run.pk),
+                "action": f"{run.agent}.{run.action}",
+                "risk": risk,
+                "approvals_required": req.approvals_required,
+                "expires_at": req.expires_at,
+            },
+            actor=run.requested_by,
+        )
+    _preview_on_commit(req)
+    toast = f"{_username(run.requested_by)} asks to run {run.agent}.{run.action} ({risk} risk)"
+    _notify_on_commit(req, toast)
+    _webhook_on_commit(req, "requested", f"Approval needed: {toast}.")
+    return req
+
+
+def approval_preview_attach(*, request_id: int) -> bool:
+    """Run the action forensically (read-only) and store its result on the request."""
+    from agents.services import run_forensic_preview
+
+    req = ApprovalRequest.objects.select_related("run").filter(pk=request_id).first()
+    if req is None or req.forensic_preview is not None:
+        return False
+    run = req.run
+    try:
+        result = run_forensic_preview(agent=run.agent, action=run.action, payload=run.payload)
+        preview = result.model_dump(mode="json")
+    except Exception as exc:  # a preview that fails is shown as such
+        log.warning("forensic preview of %s failed", run.pk, exc_info=True)
+        preview = {"success": False, "message": f"preview failed: {exc}"[:500], "metadata": {}}
+    ApprovalRequest.objects.filter(pk=req.pk, forensic_preview__isnull=True).update(forensic_preview=preview)
+    return True
+
+
+# --- deciding ---------------------------------------------------------------------------------
+
+
+def _close(req: ApprovalRequest, status: str, reason: str, actor: Any) -> None:
+    """Inside the locked transaction: mark the request closed and deny its run."""
+    from agents.services import run_deny
+
+    req.status, req.decided_at = status, timezone.now()
+    req.save(update_fields=["status", "decided_at"])
+    if req.run.status == RunStatus.AWAITING_APPROVAL:
+        run_deny(run=req.run, status=status, reason=reason)
+
+
+def approval_decide(*, request: ApprovalRequest, user: Any, approve: bool, comment: str = "") -> ApprovalRequest:
+    """One approver's decision. Raises PermissionDenied (not an approver, or approving one's own
+    request), ValidationError (a rejection without a reason) or ConflictError (already decided,
+    expired, or this approver already approved)."""
+    comment = (comment or "").strip()
+    if not has_role(user, APPROVER):
+        raise PermissionDenied("deciding on approvals needs the approver role")
+    if not approve and not comment:
+        raise ValidationError({"comment": "a rejection needs a reason"})
+    late: str | None = None
+    with get_observability().trace_span("approval.decide", kind="approval") as span:
+        span.set_attributes({"aios.approval_id": request.pk, "aios.decision": "approve" if approve else "reject"})
+        with transaction.atomic():
+            req = ApprovalRequest.objects.select_for_update().select_related("run").get(pk=request.pk)
+            if approve and req.requested_by_id is not None and req.requested_by_id == user.pk:
+                raise PermissionDenied("you cannot approve your own request: another approver must")
+            if req.status != ApprovalStatus.PENDING:
+                raise ConflictError(f"this request was already {req.status}", status=req.status, approval=req.pk)
+            if req.run.status != RunStatus.AWAITING_APPROVAL:
+                req.status, req.decided_at = ApprovalStatus.CANCELLED, timezone.now()
+                req.save(update_fields=["status", "decided_at"])
+                late = f"the run is {req.run.status}; the request was closed"
+            elif req.expires_at <= timezone.now():
+                _expire(req)
+                late = "this request expired before the decision"
+            else:
+                if req.decisions.filter(approver=user).exists():
+                    raise ConflictError("you already decided on this request", status=req.status, approval=req.pk)
+                _record_decision(req, user, approve, comment, span)
+        if late is not None:
+            raise ConflictError(late, status=req.status, approval=req.pk)
+    request.status, request.decided_at = req.status, req.decided_at
+    return req
+
+
+def _record_decision(req: ApprovalRequest, user: Any, approve: bool, comment: str, span: Any) -> None:
+    from agents.services import run_release_after_approval
+
+    run = req.run
+    ApprovalDecision.objects.create(
+        request=req, approver=user, decision=ApprovalDecision.APPROVE if approve else ApprovalDecision.REJECT,
+        comment=comment,
+    )  # fmt: skip
+    approvals = req.decisions.filter(decision=ApprovalDecision.APPROVE).count()
+    if not approve:
+        _close(req, ApprovalStatus.REJECTED, f"rejected by {_username(user)}: {comment}", user)
+    elif approvals >= req.approvals_required:
+        req.status, req.decided_at = ApprovalStatus.APPROVED, timezone.now()
+        req.save(update_fields=["status", "decided_at"])
+        run_release_after_approval(run=run)
+    span.set_attributes({"aios.approval_status": req.status, "aios.approvals": approvals})
+    waited_s = (timezone.now() - req.created_at).total_seconds()
+    audit_append(
+        action="agents.approval_decided",
+        object_type="approval",
+        object_id=req.pk,
+        data={
+            "run": str(run.pk),
+            "action": f"{run.agent}.{run.action}",
+            "decision": "approve" if approve else "reject",
+            "comment": comment,
+            "approvals": approvals,
+            "approvals_required": req.approvals_required,
+            "status": req.status,
+            "waited_s": round(waited_s, 3),
+        },
+        actor=user,
+    )
+    verb = {"approved": "approved", "rejected": "rejected"}.get(req.status, f"approved ({approvals}/2)")
+    text = f"{_username(user)} {verb} {run.agent}.{run.action}"
+    _notify_on_commit(req, text)
+    _webhook_on_commit(req, "decided", f"{text}." + (f" “{comment}”" if comment else ""))
+
+
+# --- expiry (beat) ----------------------------------------------------------------------------
+
+
+def _expire(req: ApprovalRequest) -> None:
+    """Inside the locked transaction: the deadline passed; the run is denied, never approved."""
+    with get_observability().trace_span("approval.expire", kind="approval") as span:
+        span.set_attributes({"aios.approval_id": req.pk, "aios.run_id": str(req.run_id)})
+        _close(req, ApprovalStatus.EXPIRED, "the approval request expired", None)
+        audit_append(
+            action="agents.approval_expired",
+            object_type="approval",
+            object_id=req.pk,
+            data={"run": str(req.run_id), "action": f"{req.run.agent}.{req.run.action}", "expires_at": req.expires_at},
+        )
+    _notify_on_commit(req, f"approval of {req.run.agent}.{req.run.action} expired")
+    _webhook_on_commit(req, "expired", f"Approval of {req.run.agent}.{req.run.action} expired.")
+
+
+def approvals_expire(limit: int = 500) -> dict[str, int]:
+    """Close overdue requests as expired, and requests whose run went away (cancelled)."""
+    now, expired, closed = timezone.now(), 0, 0
+    ids = list(
+        ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING, expires_at__lte=now)
+        .order_by("expires_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for pk in ids:
+        with transaction.atomic():
+            req = (
+                ApprovalRequest.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("run")
+                .filter(pk=pk, status=ApprovalStatus.PENDING, expires_at__lte=now)
+                .first()
+            )
+            if req is None:
+                continue  # decided meanwhile, or being decided now
+            _expire(req)
+            expired += 1
+    stale = ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING).exclude(
+        run__status=RunStatus.AWAITING_APPROVAL
+    )
+    closed = stale.update(status=ApprovalStatus.CANCELLED, decided_at=now)
+    # previews whose task was lost (broker down at request time)
+    for pk in ApprovalRequest.objects.filter(
+        status=ApprovalStatus.PENDING, forensic_preview__isnull=True, created_at__lte=now - timedelta(seconds=60)
+    ).values_list("pk", flat=True)[:20]:
+        approval_preview_attach(request_id=pk)
+    return {"expired": expired, "cancelled": closed}
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+def approvals_for_user(user: Any, *, status: str | None = None, agent: str | None = None) -> Any:
+    """Approval requests `user` may see (approver role; admin-only agents for admins only)."""
+    from agents.selectors import hidden_agents_for
+
+    if not has_role(user, APPROVER):
+        raise PermissionDenied("this needs the approver role")
+    qs = ApprovalRequest.objects.select_related("run", "requested_by").exclude(run__agent__in=hidden_agents_for(user))
+    if status:
+        qs = qs.filter(status=status)
+    if agent:
+        qs = qs.filter(run__agent=agent)
+    return qs
+
+
+def get_approval_for_user(user: Any, pk: int) -> ApprovalRequest:
+    from django.http import Http404
+
+    req = approvals_for_user(user).filter(pk=pk).first()
+    if req is None:
+        raise Http404("no such approval request")
+    return req

@@ -1,0 +1,821 @@
+"""Writes: requesting, executing, cancelling and retrying runs; workflows; policies; schedules.
+
+Flow 1 of ../shared/DESIGN.md. Services own their transactions; tasks are sent and websocket
+events published only on commit (robustly: a broker or channel-layer outage never fails the
+caller, the outbox relay re-sends what was not sent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from agents.consumers import RUNS_ADMIN_GROUP, RUNS_GROUP
+from agents.live import sender as live_sender
+from agents.manifest import ActionResult, ActionSpec, WorkflowStep, registry
+from agents.models import TERMINAL, ActionPolicy, ActionRun, RunStatus, WorkflowRun, WorkflowStatus
+from agents.policy import OVERRIDABLE, effective_policy, forensic_forced
+from agents.runtime.backoff import backoff_delay
+from agents.runtime.claims import LeaseKeeper, claim_run, concurrency_slot_free, record_if_owner
+from agents.runtime.context import ExecutionContext
+from agents.runtime.errors import (
+    PERMANENT,
+    RETRYABLE,
+    ActionTimeout,
+    GateFailed,
+    PermanentError,
+    classify_error_type,
+    classify_exception,
+    error_type_of,
+)
+from agents.runtime.executor import executor_for
+from agents.runtime.guard import forensic_guard
+from agents.runtime.relay import due_for_redispatch, expire_leases
+from aios_core.access import ADMIN, has_role
+from aios_core.errors import ConflictError
+from observability import get_observability
+from observability import tracing as obs_tracing
+from observability.audit import audit_append
+
+log = logging.getLogger(__name__)
+HOST = socket.gethostname()
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.05, "interval_step": 0.2, "interval_max": 0.5}
+
+
+# --- lookups and validation -------------------------------------------------------------------
+
+
+def action_spec_for_user(*, agent: str, action: str, user: Any) -> ActionSpec:
+    """The action, if it exists and `user` may see it (None: the system, e.g. a schedule)."""
+    agent_spec = registry.agents.get(agent)
+    if agent_spec is None or (agent_spec.admin_only and user is not None and not has_role(user, ADMIN)):
+        raise ValidationError({"agent": f"no agent named {agent!r}"})
+    spec = agent_spec.actions.get(action)
+    if spec is None:
+        raise ValidationError({"action": f"agent {agent!r} has no action {action!r}"})
+    return spec
+
+
+def payload_validate(spec: ActionSpec, payload: Any) -> BaseModel:
+    """The payload as its pydantic model, or a 422-shaped ValidationError naming each field."""
+    try:
+        return spec.payload.model_validate(payload if payload is not None else {})
+    except PydanticValidationError as exc:
+        errors: dict[str, list[str]] = {}
+        for err in exc.errors():
+            field = ".".join(["payload", *(str(p) for p in err["loc"])])
+            errors.setdefault(field, []).append(err["msg"])
+        raise ValidationError(errors) from exc
+
+
+def _request_hash(agent: str, action: str, payload: Any, forensic: bool) -> str:
+    body = json.dumps([agent, action, payload, forensic], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+# --- on-commit effects: dispatch and live events --------------------------------------------------
+
+
+def _publish(run_ids: list[UUID], countdown: float | None = None) -> None:
+    """Send the wake-up messages. A failure leaves `dispatched_at` cleared for the relay."""
+    from agents.tasks import execute_run
+
+    failed = []
+    for run_id in run_ids:
+        try:
+            execute_run.apply_async(args=[str(run_id)], countdown=countdown, retry_policy=PUBLISH_RETRY)
+        except Exception:  # noqa: BLE001 - broker down: the relay re-sends from the database
+            failed.append(run_id)
+    if failed:
+        log.warning("broker unavailable: %d run(s) left for the outbox relay", len(failed))
+        try:
+            ActionRun.objects.filter(pk__in=failed).update(dispatched_at=None)
+        except Exception:
+            log.exception("could not mark runs undispatched")
+
+
+def _dispatch_on_commit(run_ids: list[UUID], countdown: float | None = None) -> None:
+    if run_ids:
+        transaction.on_commit(lambda: _publish(run_ids, countdown), robust=True)
+
+
+def _live_on_commit(run: ActionRun) -> None:
+    if not settings.AIOS_RUN_LIVE_EVENTS:
+        return
+    agent = registry.agents.get(run.agent)
+    group = RUNS_ADMIN_GROUP if agent is not None and agent.admin_only else RUNS_GROUP
+    payload = run.summary()
+    transaction.on_commit(lambda: live_sender.send(group, payload), robust=True)
+
+
+# --- requesting a run -------------------------------------------------------------------------
+
+
+def run_request(
+    *,
+    agent: str,
+    action: str,
+    payload: Any,
+    user: Any,
+    forensic: bool = False,
+    idempotency_key: str = "",
+    workflow: WorkflowRun | None = None,
+    step_index: int | None = None,
+) -> tuple[ActionRun, bool]:
+    """Validate and create a run; returns (run, created). The same user's same idempotency key
+    returns the first run (created=False), or raises ConflictError if the request differs."""
+    spec = action_spec_for_user(agent=agent, action=action, user=user)
+    policy = effective_policy(spec)
+    if not policy.enabled:
+        raise ValidationError({"action": f"{spec.key} is switched off by its policy"})
+    data = payload_validate(spec, payload).model_dump(mode="json")
+    forensic = bool(forensic or forensic_forced())
+    key = (idempotency_key or "").strip()
+    request_hash = _request_hash(agent, action, data, forensic)
+    owner = user if getattr(user, "is_authenticated", False) else None
+    if key:
+        existing = _idempotent_match(owner, key, request_hash)
+        if existing is not None:
+            return existing, False
+    needs_approval = policy.requires_approval and not forensic  # a forensic run changes nothing
+    with get_observability().trace_span("agent.run.request", agent_name=agent, kind="internal") as span:
+        span.set_attributes({"aios.action": spec.key, "aios.forensic": forensic})
+        run = ActionRun(
+            agent=agent,
+            action=action,
+            payload=data,
+            forensic=forensic,
+            requested_by=owner,
+            idempotency_key=key,
+            request_hash=request_hash,
+            workflow=workflow,
+            step_index=step_index,
+            status=RunStatus.AWAITING_APPROVAL if needs_approval else RunStatus.QUEUED,
+            max_attempts=policy.max_attempts,
+            run_timeout_s=policy.run_timeout_s,
+            requires_approval=policy.requires_approval,
+            approvals_required=policy.approvals_required,
+            max_concurrent=policy.max_concurrent,
+            trace_id=span.trace_id,
+            root_span_id=span.span_id,
+            dispatched_at=None if needs_approval else timezone.now(),
+        )
+        try:
+            with transaction.atomic():
+                run.save(force_insert=True)
+                if needs_approval:
+                    approval_checkpoint_open(run=run, policy_timeout_s=policy.approval_timeout_s)
+                else:
+                    _dispatch_on_commit([run.pk])
+                _live_on_commit(run)
+        except IntegrityError:
+            if not key:
+                raise
+            existing = _idempotent_match(owner, key, request_hash)  # a concurrent twin won the insert
+            if existing is None:
+                raise
+            return existing, False
+        span.set_attribute("aios.run_id", str(run.pk))
+    return run, True
+
+
+def _idempotent_match(owner: Any, key: str, request_hash: str) -> ActionRun | None:
+    existing = ActionRun.objects.filter(requested_by=owner, idempotency_key=key).first()
+    if existing is not None and existing.request_hash != request_hash:
+        raise ConflictError(
+            "this idempotency key was used for a different request", run=str(existing.pk), field="idempotency_key"
+        )
+    return existing
+
+
+# --- the human checkpoint: hooks for the approvals issue ---------------------------------------
+
+
+def approval_checkpoint_open(*, run: ActionRun, policy_timeout_s: int) -> None:
+    """Called inside the transaction that creates a run whose policy requires approval.
+
+    The run waits at `awaiting_approval` and never executes until `run_release_after_approval`.
+    The approvals issue creates its ApprovalRequest here (with `run_forensic_preview`)."""
+    from agents.approvals import approval_open
+
+    approval_open(run=run, timeout_s=policy_timeout_s)
+
+
+def run_release_after_approval(*, run: ActionRun) -> ActionRun:
+    """The approvals issue calls this when the last required approval is given: the run is queued
+    and sent on commit. Conditional, so a double release never runs it twice."""
+    with transaction.atomic():
+        now = timezone.now()
+        changed = ActionRun.objects.filter(pk=run.pk, status=RunStatus.AWAITING_APPROVAL).update(
+            status=RunStatus.QUEUED, dispatched_at=now
+        )
+        if not changed:
+            raise ConflictError(f"run {run.pk} is not awaiting approval")
+        run.refresh_from_db()
+        _dispatch_on_commit([run.pk])
+        _live_on_commit(run)
+    return run
+
+
+def run_deny(*, run: ActionRun, status: str = RunStatus.REJECTED, reason: str = "") -> ActionRun:
+    """Rejection or expiry of the checkpoint: closes the run (and fails or degrades its workflow)."""
+    if status not in (RunStatus.REJECTED, RunStatus.EXPIRED):
+        raise ValueError("status must be rejected or expired")
+    with transaction.atomic():
+        changed = ActionRun.objects.filter(pk=run.pk, status=RunStatus.AWAITING_APPROVAL).update(
+            status=status,
+            message=reason[:2000],
+            error_class=PERMANENT,
+            error_type=f"approval_{status}",
+            finished_at=timezone.now(),
+        )
+        if not changed:
+            raise ConflictError(f"run {run.pk} is not awaiting approval")
+        run.refresh_from_db()
+        _after_terminal(run)
+    return run
+
+
+def run_forensic_preview(*, agent: str, action: str, payload: Any, user: Any = None) -> ActionResult:
+    """Run the action now, in this process, in forensic mode; nothing changes. The planned
+    changes are in `metadata["planned_changes"]`. For the approvals issue's previews."""
+    spec = action_spec_for_user(agent=agent, action=action, user=user)
+    data = payload_validate(spec, payload)
+    executor = executor_for(forensic=True)
+    ctx = ExecutionContext(
+        agent=agent, action=action, executor=executor, forensic=True, deadline=time.monotonic() + spec.run_timeout_s
+    )
+    started = time.perf_counter()
+    with get_observability().trace_span("agent.preview", agent_name=agent, kind="action") as span:
+        result, exc = _invoke(spec, data, ctx, spec.run_timeout_s)
+        if exc is not None:
+            span.record_error(exc)
+            result = ActionResult(
+                success=False, message=str(exc)[:500], error=str(exc)[:2000], error_type=error_type_of(exc)
+            )
+    assert result is not None
+    result.metadata["planned_changes"] = executor.changes
+    result.latency_ms = result.latency_ms or (time.perf_counter() - started) * 1000
+    return result
+
+
+# --- executing a run (the worker) -------------------------------------------------------------
+
+
+class _Outcome(BaseModel):
+    status: str
+    result: dict[str, Any] | None = None
+    message: str = ""
+    error: str = ""
+    error_class: str = ""
+    error_type: str = ""
+    delay_s: float | None = None
+
+
+@contextmanager
+def _alarm(seconds: float) -> Iterator[None]:
+    """The run timeout, as SIGALRM in a worker's main thread (elsewhere, ctx.check_deadline)."""
+    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
+        yield
+        return
+
+    def _timeout(signum: int, frame: Any) -> None:
+        raise ActionTimeout(f"ran past its run timeout of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, _timeout)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _invoke(
+    spec: ActionSpec, payload: BaseModel | dict[str, Any], ctx: ExecutionContext, timeout_s: float
+) -> tuple[ActionResult | None, Exception | None]:
+    """Call the handler under the forensic guard and the timeout; then the validation gate."""
+    result: ActionResult | None = None
+    try:
+        if not isinstance(payload, BaseModel):
+            payload = spec.payload.model_validate(payload)
+        started = time.perf_counter()
+        with forensic_guard(ctx.forensic), _alarm(timeout_s):
+            result = spec.handler(ctx, payload)
+        if not isinstance(result, ActionResult):
+            raise PermanentError(f"{spec.key} returned {type(result).__name__}, not an ActionResult")
+        result.latency_ms = result.latency_ms or (time.perf_counter() - started) * 1000
+        if result.success and spec.gate is not None:
+            reason = spec.gate(result, payload)
+            if reason:
+                raise GateFailed(f"validation gate: {reason}", error_type="validation_gate")
+        return result, None
+    except Exception as exc:  # noqa: BLE001 - every failure is classified and recorded
+        return result, exc
+
+
+def _decide(run: ActionRun, spec: ActionSpec, result: ActionResult | None, exc: Exception | None) -> _Outcome:
+    dumped = result.model_dump(mode="json") if result is not None else None
+    if exc is None and result is not None and result.success:
+        return _Outcome(status=RunStatus.SUCCEEDED, result=dumped, message=result.message)
+    if exc is not None:
+        error_class, error_type, error = classify_exception(exc), error_type_of(exc), str(exc)
+    else:
+        assert result is not None
+        error_type = result.error_type or "action_failed"
+        error_class, error = classify_error_type(error_type), result.error or result.message
+    message = (result.message if result is not None and result.message else error)[:2000]
+    budget_left = (run.attempt - run.crashes) < run.max_attempts
+    if error_class == RETRYABLE and budget_left and not run.cancel_requested:
+        delay = backoff_delay(spec.retry, run.attempt - run.crashes)
+        return _Outcome(
+            status=RunStatus.RETRYING,
+            result=dumped,
+            message=message,
+            error=error[:4000],
+            error_class=error_class,
+            error_type=error_type[:200],
+            delay_s=delay,
+        )
+    return _Outcome(
+        status=RunStatus.FAILED,
+        result=dumped,
+        message=message,
+        error=error[:4000],
+        error_class=error_class,
+        error_type=error_type[:200],
+    )
+
+
+@contextmanager
+def _under_run_trace(run: ActionRun) -> Iterator[None]:
+    token = None
+    if run.trace_id and run.root_span_id:
+        span_hex = obs_tracing.span_id_hex(run.root_span_id)
+        token = obs_tracing.attach_remote_parent(f"00-{run.trace_id.hex}-{span_hex}-01")
+    try:
+        yield
+    finally:
+        obs_tracing.detach(token)
+
+
+def run_execute(*, run_id: UUID) -> str:
+    """Claim and run one attempt of `run_id`; record the outcome. Idempotent: a redelivered
+    message finds the run claimed or finished and does nothing. Returns what happened."""
+    claimed = _claim(run_id)
+    if isinstance(claimed, str):
+        return claimed
+    run, token = claimed
+    spec = registry.action(run.agent, run.action)
+    forensic = run.forensic or forensic_forced()
+    executor = executor_for(forensic=forensic)
+    ctx = ExecutionContext(
+        agent=run.agent,
+        action=run.action,
+        executor=executor,
+        forensic=forensic,
+        run_id=run.pk,
+        attempt=run.attempt,
+        user_id=run.requested_by_id,
+        deadline=time.monotonic() + run.run_timeout_s,
+    )
+    started_at = timezone.now()
+    with (
+        _under_run_trace(run),
+        get_observability().trace_span("agent.action", agent_name=run.agent, kind="action") as span,
+    ):
+        ctx.span = span
+        span.set_attributes(
+            {
+                "aios.action": f"{run.agent}.{run.action}",
+                "aios.run_id": str(run.pk),
+                "aios.attempt": run.attempt,
+                "aios.forensic": forensic,
+            }
+        )
+        if spec is None:
+            result, exc = None, PermanentError(f"no action {run.agent}.{run.action} in the manifest")
+            spec_for_retry = None
+        else:
+            with LeaseKeeper(run.pk, token):
+                result, exc = _invoke(spec, run.payload, ctx, run.run_timeout_s)
+            spec_for_retry = spec
+        outcome = (
+            _decide(run, spec_for_retry, result, exc)
+            if spec_for_retry
+            else _Outcome(status=RunStatus.FAILED, error=str(exc), error_class=PERMANENT, error_type="unknown_action")
+        )
+        span.set_attributes({"aios.status": outcome.status, "aios.error_class": outcome.error_class})
+        if outcome.status != RunStatus.SUCCEEDED:
+            span.set_error(outcome.error_type or "failed", outcome.error or outcome.message)
+        entry = {
+            "attempt": run.attempt,
+            "started_at": started_at.isoformat(),
+            "ended_at": timezone.now().isoformat(),
+            "latency_ms": round(span.elapsed_ms, 3),
+            "outcome": outcome.status,
+            "error_class": outcome.error_class,
+            "error_type": outcome.error_type,
+            "error": outcome.error[:500],
+            "span_id": f"{span.span_id & (2**64 - 1):016x}",
+            "worker": f"{HOST}:{os.getpid()}",
+            "forensic": forensic,
+            "delay_s": outcome.delay_s,
+        }
+    _record(run, token, outcome, entry, executor.changes, result)
+    return outcome.status
+
+
+def _claim(run_id: UUID) -> tuple[ActionRun, str] | str:
+    claimed = claim_run(run_id)
+    if claimed is None:
+        return "not_claimed"
+    run, token = claimed
+    if run.max_concurrent and not concurrency_slot_free(run):
+        wait = timedelta(seconds=settings.AIOS_RUN_CONCURRENCY_WAIT_S)
+        now = timezone.now()
+        # Give the claim back (it did not start): not an attempt.
+        if record_if_owner(
+            run.pk,
+            token,
+            status=RunStatus.QUEUED,
+            attempt=F("attempt") - 1,
+            lease_token="",
+            lease_expires_at=None,
+            next_attempt_at=now + wait,
+            dispatched_at=now,
+        ):
+            _publish([run.pk], countdown=wait.total_seconds())
+        return "postponed"
+    return run, token
+
+
+def _record(
+    run: ActionRun,
+    token: str,
+    outcome: _Outcome,
+    entry: dict[str, Any],
+    changes: list[dict[str, Any]],
+    result: ActionResult | None,
+) -> None:
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "status": outcome.status,
+        "result": outcome.result,
+        "message": outcome.message,
+        "error": outcome.error,
+        "error_class": outcome.error_class,
+        "error_type": outcome.error_type,
+        "preview": changes,
+        "attempts_log": RawSQL("attempts_log || %s::jsonb", [json.dumps([entry], default=str)]),
+        "lease_token": "",
+        "lease_expires_at": None,
+        "latency_ms": entry["latency_ms"],
+    }
+    if result is not None:
+        fields["confidence"] = result.confidence
+        fields["cost_usd"] = F("cost_usd") + round(result.cost_usd, 6)
+    if outcome.status == RunStatus.RETRYING:
+        delay = outcome.delay_s or 0.0
+        fields["next_attempt_at"] = now + timedelta(seconds=delay)
+        # Short waits ride on a broker countdown (far below the visibility timeout); long ones
+        # wait in the database for the relay.
+        fields["dispatched_at"] = now if delay <= settings.AIOS_RUN_MAX_ETA_S else None
+    else:
+        fields["finished_at"] = now
+    with transaction.atomic():
+        _async_commit()
+        if outcome.status == RunStatus.RETRYING and _cancel_requested(run.pk):
+            fields.update(status=RunStatus.CANCELLED, finished_at=now, next_attempt_at=None)
+        if not record_if_owner(run.pk, token, **fields):
+            log.warning("run %s: lease lost before recording attempt %s; outcome dropped", run.pk, run.attempt)
+            return
+        # Keep the in-memory row in step with what was written (no re-read on the hot path).
+        for name in ("status", "message", "error", "error_class", "error_type", "finished_at", "next_attempt_at"):
+            if name in fields:
+                setattr(run, name, fields[name])
+        if run.status == RunStatus.RETRYING and fields.get("dispatched_at"):
+            _dispatch_on_commit([run.pk], countdown=outcome.delay_s)
+        if run.is_terminal:
+            _after_terminal(run)
+        else:
+            _live_on_commit(run)
+
+
+def _async_commit() -> None:
+    """This transaction commits without waiting for the WAL flush. Safe here: if a database
+    crash loses it, the run is still `running` under an expiring lease and is executed again,
+    which the runtime must absorb anyway (side effects are idempotent by the run's key). Run
+    requests are never committed this way."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT set_config('synchronous_commit', 'off', true)")
+
+
+def _cancel_requested(run_id: UUID) -> bool:
+    return ActionRun.objects.filter(pk=run_id, cancel_requested=True).exists()
+
+
+def _after_terminal(run: ActionRun) -> None:
+    """Inside the transaction that made `run` terminal: advance its workflow, tell the pages."""
+    _live_on_commit(run)
+    if run.workflow_id:
+        _workflow_step_finished(run)
+
+
+# --- cancel / retry ---------------------------------------------------------------------------
+
+
+def run_cancel(*, run: ActionRun, user: Any) -> ActionRun:
+    with transaction.atomic():
+        locked = ActionRun.objects.select_for_update().get(pk=run.pk)
+        if locked.is_terminal:
+            raise ConflictError(f"run is already {locked.status}")
+        if locked.status == RunStatus.RUNNING:
+            # The handler cannot be interrupted safely: it finishes its attempt, then no retry.
+            locked.cancel_requested = True
+            locked.save(update_fields=["cancel_requested"])
+        else:
+            locked.status, locked.finished_at = RunStatus.CANCELLED, timezone.now()
+            locked.message = f"cancelled by {user.get_username()}"
+            locked.save(update_fields=["status", "finished_at", "message"])
+            _after_terminal(locked)
+    return locked
+
+
+def run_retry(*, run: ActionRun, user: Any) -> ActionRun:
+    """A new run with the same inputs (the old one stays as history)."""
+    if not run.can_retry:
+        raise ConflictError(f"a {run.status} run cannot be retried")
+    if run.workflow_id:
+        raise ConflictError("this run is a workflow step: resume the workflow instead")
+    new, _ = run_request(agent=run.agent, action=run.action, payload=run.payload, user=user, forensic=run.forensic)
+    return new
+
+
+# --- workflows --------------------------------------------------------------------------------
+
+
+def workflow_steps_validate(steps: list[dict[str, Any]], user: Any) -> list[dict[str, Any]]:
+    out = []
+    for i, raw in enumerate(steps):
+        try:
+            step = WorkflowStep.model_validate(raw)
+        except PydanticValidationError as exc:
+            raise ValidationError({f"steps.{i}": str(exc.errors()[0]["msg"])}) from exc
+        try:
+            spec = action_spec_for_user(agent=step.agent, action=step.action, user=user)
+            data = payload_validate(spec, step.payload).model_dump(mode="json")
+        except ValidationError as exc:
+            raise ValidationError({f"steps.{i}.{k}": v for k, v in exc.message_dict.items()}) from exc
+        critical = spec.critical if step.critical is None else step.critical
+        out.append({"agent": step.agent, "action": step.action, "payload": data, "critical": critical})
+    return out
+
+
+def workflow_start(
+    *, user: Any, name: str | None = None, steps: list[dict[str, Any]] | None = None, forensic: bool = False
+) -> WorkflowRun:
+    if name and steps is None:
+        spec = registry.workflows.get(name)
+        if spec is None:
+            raise ValidationError({"workflow": f"no workflow named {name!r}"})
+        steps = [s.model_dump() for s in spec.steps]
+    if not steps:
+        raise ValidationError({"steps": "a workflow needs at least one step"})
+    checked = workflow_steps_validate(steps, user)
+    owner = user if getattr(user, "is_authenticated", False) else None
+    with transaction.atomic():
+        wf = WorkflowRun.objects.create(
+            name=(name or "ad hoc")[:100],
+            steps=checked,
+            requested_by=owner,
+            forensic=bool(forensic or forensic_forced()),
+        )
+        _workflow_step_start(wf, 0)
+    return wf
+
+
+def _workflow_step_start(wf: WorkflowRun, index: int) -> ActionRun:
+    step = wf.steps[index]
+    run, _ = run_request(
+        agent=step["agent"],
+        action=step["action"],
+        payload=step["payload"],
+        user=wf.requested_by,
+        forensic=wf.forensic,
+        workflow=wf,
+        step_index=index,
+    )
+    return run
+
+
+def _workflow_step_finished(run: ActionRun) -> None:
+    """Inside the transaction that finished a step's run. The workflow row lock serializes this."""
+    wf = WorkflowRun.objects.select_for_update().get(pk=run.workflow_id)
+    if wf.is_terminal or run.step_index != wf.current_step:
+        return  # a stale step (the workflow was cancelled or resumed since)
+    index, now = wf.current_step, timezone.now()
+    if run.status == RunStatus.CANCELLED:
+        wf.status, wf.finished_at = WorkflowStatus.CANCELLED, now
+    elif run.status != RunStatus.SUCCEEDED and wf.steps[index]["critical"]:
+        wf.status, wf.finished_at = WorkflowStatus.FAILED, now  # stopped; resumable from this step
+    else:
+        if run.status != RunStatus.SUCCEEDED:
+            wf.failed_steps = [*wf.failed_steps, index]
+        if index + 1 >= len(wf.steps):
+            wf.current_step = len(wf.steps)
+            wf.status = WorkflowStatus.DEGRADED if wf.failed_steps else WorkflowStatus.SUCCEEDED
+            wf.finished_at = now
+        else:
+            wf.current_step = index + 1
+            wf.save(update_fields=["current_step", "failed_steps"])
+            _workflow_step_start(wf, index + 1)
+            return
+    wf.save(update_fields=["status", "finished_at", "current_step", "failed_steps"])
+
+
+def workflow_cancel(*, workflow: WorkflowRun, user: Any) -> WorkflowRun:
+    with transaction.atomic():
+        wf = WorkflowRun.objects.select_for_update().get(pk=workflow.pk)
+        if wf.is_terminal:
+            raise ConflictError(f"workflow is already {wf.status}")
+        wf.status, wf.finished_at = WorkflowStatus.CANCELLED, timezone.now()
+        wf.save(update_fields=["status", "finished_at"])
+        for run in wf.runs.filter(step_index=wf.current_step).exclude(status__in=TERMINAL):
+            run_cancel(run=run, user=user)
+    return wf
+
+
+def workflow_resume(*, workflow: WorkflowRun, user: Any) -> WorkflowRun:
+    """Start again from the step that stopped it (a failed critical step, or where it was cancelled)."""
+    with transaction.atomic():
+        wf = WorkflowRun.objects.select_for_update().get(pk=workflow.pk)
+        if not wf.can_resume:
+            raise ConflictError(f"a {wf.status} workflow cannot be resumed")
+        wf.status, wf.finished_at = WorkflowStatus.RUNNING, None
+        wf.save(update_fields=["status", "finished_at"])
+        _workflow_step_start(wf, wf.current_step)
+    return wf
+
+
+# --- relay and sweeper (beat) --------------------------------------------------------------------
+
+
+def runs_relay() -> int:
+    """Re-send committed runs whose message never left or was lost."""
+    ids = due_for_redispatch()
+    if ids:
+        log.info("outbox relay: re-sending %d run(s)", len(ids))
+        _publish(ids)
+    return len(ids)
+
+
+def runs_sweep() -> dict[str, int]:
+    """Runs whose worker died: back to the queue, or dead-lettered after too many lost attempts."""
+    requeue, dead = expire_leases()
+    if requeue:
+        log.warning("lease sweeper: %d run(s) lost their worker; re-sending", len(requeue))
+        _publish(requeue)
+    for run_id in dead:
+        _dead_letter(run_id)
+    return {"requeued": len(requeue), "dead_letter": len(dead)}
+
+
+def _dead_letter(run_id: UUID) -> None:
+    with transaction.atomic():
+        run = ActionRun.objects.select_for_update(skip_locked=True).filter(pk=run_id).first()
+        if run is None or run.status != RunStatus.RUNNING or not run.lease_expires_at:
+            return
+        if run.lease_expires_at >= timezone.now():
+            return
+        run.status, run.finished_at, run.crashes = RunStatus.DEAD_LETTER, timezone.now(), run.crashes + 1
+        run.error_class, run.error_type = PERMANENT, "worker_lost"
+        run.error = f"lost its worker {run.crashes} times; moved to the dead-letter state"
+        run.message, run.lease_token, run.lease_expires_at = run.error, "", None
+        run.save(
+            update_fields=[
+                "status",
+                "finished_at",
+                "crashes",
+                "error_class",
+                "error_type",
+                "error",
+                "message",
+                "lease_token",
+                "lease_expires_at",
+            ]
+        )
+        _after_terminal(run)
+
+
+# --- policies (admins) ---------------------------------------------------------------------------
+
+
+def policy_set(*, agent: str, action: str, user: Any, **values: Any) -> ActionPolicy:
+    """Create or change an action's policy override; audited with the before and after."""
+    if not has_role(user, ADMIN):
+        raise PermissionDenied("changing an action policy needs the admin role")
+    spec = registry.action(agent, action)
+    if spec is None:
+        raise ValidationError({"action": f"no action {agent}.{action}"})
+    unknown = set(values) - {"enabled", *OVERRIDABLE}
+    if unknown:
+        raise ValidationError({sorted(unknown)[0]: "not a policy field"})
+    if values.get("approvals_required") not in (None, 1, 2):
+        raise ValidationError({"approvals_required": "must be 1 or 2"})
+    for field in ("max_attempts", "run_timeout_s", "approval_timeout_s", "max_concurrent"):
+        if values.get(field) is not None and values[field] <= 0:
+            raise ValidationError({field: "must be positive"})
+    with transaction.atomic():
+        policy, _ = ActionPolicy.objects.select_for_update().get_or_create(agent=agent, action=action)
+        before = {f: getattr(policy, f) for f in ("enabled", *OVERRIDABLE)}
+        for field, value in values.items():
+            setattr(policy, field, value)
+        policy.updated_by = user
+        policy.save()
+        after = {f: getattr(policy, f) for f in ("enabled", *OVERRIDABLE)}
+        audit_append(
+            action="agents.policy_changed",
+            object_type="action_policy",
+            object_id=spec.key,
+            data={"before": before, "after": after},
+            actor=user,
+        )
+    return policy
+
+
+# --- schedules (django-celery-beat) --------------------------------------------------------------
+
+SCHEDULE_PREFIX = "agents: "
+
+
+def schedule_create(
+    *,
+    user: Any,
+    name: str,
+    every_s: int,
+    agent: str = "",
+    action: str = "",
+    payload: Any = None,
+    workflow: str = "",
+    forensic: bool = False,
+) -> Any:
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    if every_s < 10:
+        raise ValidationError({"every_s": "at least 10 seconds"})
+    if workflow:
+        if workflow not in registry.workflows:
+            raise ValidationError({"workflow": f"no workflow named {workflow!r}"})
+        task, kwargs = "agents.scheduled_workflow", {"name": workflow, "forensic": forensic, "user_id": user.pk}
+    else:
+        spec = action_spec_for_user(agent=agent, action=action, user=user)
+        data = payload_validate(spec, payload or {}).model_dump(mode="json")
+        task = "agents.scheduled_action"
+        kwargs = {"agent": agent, "action": action, "payload": data, "forensic": forensic, "user_id": user.pk}
+    full_name = f"{SCHEDULE_PREFIX}{name}"[:200]
+    if PeriodicTask.objects.filter(name=full_name).exists():
+        raise ValidationError({"name": "a schedule with this name exists"})
+    with transaction.atomic():
+        interval, _ = IntervalSchedule.objects.get_or_create(every=every_s, period=IntervalSchedule.SECONDS)
+        periodic = PeriodicTask.objects.create(name=full_name, task=task, interval=interval, kwargs=json.dumps(kwargs))
+        audit_append(
+            action="agents.schedule_created",
+            object_type="schedule",
+            object_id=periodic.pk,
+            data={"name": full_name, "task": task, "kwargs": kwargs, "every_s": every_s},
+            actor=user,
+        )
+    return periodic
+
+
+def schedule_delete(*, schedule: Any, user: Any) -> None:
+    with transaction.atomic():
+        audit_append(
+            action="agents.schedule_deleted",
+            object_type="schedule",
+            object_id=schedule.pk,
+            data={"name": schedule.name},
+            actor=user,
+        )
+        schedule.delete()

@@ -1,0 +1,94 @@
+"""Thin Celery tasks: take ids, call one service."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from celery import shared_task
+
+
+@shared_task(name="agents.execute_run")
+def execute_run(run_id: str) -> str:
+    from django.db import close_old_connections
+
+    from agents.services import run_execute
+
+    close_old_connections()  # a connection reused across tasks (AIOS_CELERY_DB_REUSE_MAX) may be broken or old
+
+    return run_execute(run_id=UUID(run_id))
+
+
+@shared_task(name="agents.relay")
+def relay() -> int:
+    from agents.services import runs_relay
+
+    return runs_relay()
+
+
+@shared_task(name="agents.sweep_leases")
+def sweep_leases() -> dict[str, int]:
+    from agents.services import runs_sweep
+
+    return runs_sweep()
+
+
+def _user(user_id: int | None) -> Any:
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.filter(pk=user_id, is_active=True).first() if user_id else None
+
+
+@shared_task(name="agents.scheduled_action")
+def scheduled_action(
+    agent: str, action: str, payload: dict[str, Any], forensic: bool = False, user_id: int | None = None
+) -> str:
+    from agents.services import run_request
+
+    run, _ = run_request(agent=agent, action=action, payload=payload, user=_user(user_id), forensic=forensic)
+    return str(run.pk)
+
+
+@shared_task(name="agents.scheduled_workflow")
+def scheduled_workflow(name: str, forensic: bool = False, user_id: int | None = None) -> str:
+    from agents.services import workflow_start
+
+    return str(workflow_start(user=_user(user_id), name=name, forensic=forensic).pk)
+
+
+# --- approvals (issue 6) -------------------------------------------------------------------------
+
+
+@shared_task(name="agents.approvals_expire")
+def approvals_expire() -> dict[str, int]:
+    from agents.approvals import approvals_expire as expire
+
+    return expire()
+
+
+@shared_task(name="agents.approval_preview")
+def approval_preview(request_id: int) -> bool:
+    from agents.approvals import approval_preview_attach
+
+    return approval_preview_attach(request_id=request_id)
+
+
+@shared_task(
+    name="agents.approval_webhook",
+    autoretry_for=(Exception,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+)
+def approval_webhook(body: dict[str, Any]) -> int:
+    """POST Slack-compatible JSON to AIOS_APPROVAL_WEBHOOK_URL; retried with backoff on failure."""
+    import httpx
+    from django.conf import settings
+
+    url = settings.AIOS_APPROVAL_WEBHOOK_URL
+    if not url:
+        return 0
+    resp = httpx.post(url, json=body, timeout=10.0)
+    resp.raise_for_status()
+    return resp.status_code

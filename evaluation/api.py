@@ -1,0 +1,185 @@
+"""Evaluation JSON API (mounted at /api/evaluation): datasets, eval runs, annotation queues."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+from ninja import Router, Schema, Status
+from pydantic import Field, field_validator
+
+from aios_core.access import ANNOTATOR, OPERATOR, VIEWER
+from aios_core.api import Page, paginate, require_role
+from aios_core.errors import ConflictError
+from evaluation import selectors, services
+from evaluation.models import AnnotationItem, Dataset, EvalResult, EvalRun, Evaluator
+from observability.tracing import span_id_from_hex
+
+router = Router(tags=["evaluation"])
+
+
+class DatasetOut(Schema):
+    id: int
+    name: str
+    description: str
+    created_at: datetime
+
+
+class RunIn(Schema):
+    dataset: int
+    target: str = Field(min_length=1, max_length=200)
+    evaluators: list[str] = Field(min_length=1, description="evaluator names")
+
+
+class RunOut(Schema):
+    id: int
+    dataset: int = Field(alias="dataset_id")
+    target: str
+    status: str
+    items_total: int
+    items_done: int
+    items_failed: int
+    cost_usd: str
+    cancel_requested: bool
+    error: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @staticmethod
+    def resolve_cost_usd(obj: EvalRun) -> str:
+        return f"{obj.cost_usd:f}"
+
+
+class ResultOut(Schema):
+    id: int
+    item: int = Field(alias="item_id")
+    output: Any
+    scores: dict[str, Any]
+    latency_ms: float | None
+    cost_usd: str | None
+    error: str
+    created_at: datetime
+
+    @staticmethod
+    def resolve_cost_usd(obj: EvalResult) -> str | None:
+        return f"{obj.cost_usd:f}" if obj.cost_usd is not None else None
+
+
+class SpanRef(Schema):
+    trace_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="hex, as in the traces explorer")
+    span_id: str = Field(pattern=r"^[0-9a-f]{16}$")
+
+
+class SpansIn(Schema):
+    spans: list[SpanRef] = Field(min_length=1, max_length=1000)
+
+    def refs(self) -> list[tuple[UUID, int]]:
+        return [(UUID(hex=s.trace_id), span_id_from_hex(s.span_id)) for s in self.spans]
+
+
+class AddedOut(Schema):
+    added: int
+
+
+class ItemOut(Schema):
+    id: int
+    queue: int = Field(alias="queue_id")
+    source_key: str
+    content: dict[str, Any]
+    status: str
+    reviews_done: int
+    lock_expires_at: datetime | None
+
+
+class AnnotationIn(Schema):
+    scores: dict[str, Any]
+    comment: str = Field(default="", max_length=10_000)
+
+    @field_validator("scores")
+    @classmethod
+    def _not_empty(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not value:
+            raise ValueError("give at least one score")
+        return value
+
+
+@router.get("/datasets", response=Page[DatasetOut])
+def evaluation_datasets_list(
+    request: HttpRequest, cursor: str | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    require_role(request, VIEWER)
+    rows, nxt = paginate(Dataset.objects.all(), cursor=cursor, limit=limit)
+    return {"items": rows, "next": nxt}
+
+
+@router.post("/datasets/{dataset_id}/spans", response=AddedOut)
+def evaluation_datasets_add_spans(request: HttpRequest, dataset_id: int, payload: SpansIn) -> dict[str, int]:
+    require_role(request, OPERATOR)
+    dataset = selectors.get_dataset_for_user(request.user, dataset_id)
+    return {"added": services.dataset_items_add_spans(dataset=dataset, refs=payload.refs(), user=request.user)}
+
+
+@router.post("/runs", response={201: RunOut})
+def evaluation_runs_create(request: HttpRequest, payload: RunIn) -> Status:
+    require_role(request, OPERATOR)
+    dataset = selectors.get_dataset_for_user(request.user, payload.dataset)
+    evaluators = list(Evaluator.objects.filter(name__in=payload.evaluators))
+    unknown = set(payload.evaluators) - {e.name for e in evaluators}
+    if unknown:
+        raise ValidationError({"evaluators": f"Unknown evaluators: {', '.join(sorted(unknown))}."})
+    run = services.evalrun_create(dataset=dataset, target=payload.target, evaluators=evaluators, user=request.user)
+    return Status(201, run)
+
+
+@router.get("/runs", response=Page[RunOut])
+def evaluation_runs_list(request: HttpRequest, cursor: str | None = None, limit: int | None = None) -> dict[str, Any]:
+    require_role(request, VIEWER)
+    rows, nxt = paginate(EvalRun.objects.all(), cursor=cursor, limit=limit)
+    return {"items": rows, "next": nxt}
+
+
+@router.get("/runs/{run_id}", response=RunOut)
+def evaluation_runs_detail(request: HttpRequest, run_id: int) -> EvalRun:
+    return selectors.get_run_for_user(request.user, run_id)
+
+
+@router.get("/runs/{run_id}/results", response=Page[ResultOut])
+def evaluation_runs_results(
+    request: HttpRequest, run_id: int, cursor: str | None = None, limit: int | None = None
+) -> Any:
+    run = selectors.get_run_for_user(request.user, run_id)
+    rows, nxt = paginate(run.results.all(), cursor=cursor, limit=limit)
+    return {"items": rows, "next": nxt}
+
+
+@router.post("/runs/{run_id}/cancel", response=RunOut)
+def evaluation_runs_cancel(request: HttpRequest, run_id: int) -> EvalRun:
+    require_role(request, OPERATOR)
+    return services.evalrun_cancel(run=selectors.get_run_for_user(request.user, run_id), user=request.user)
+
+
+@router.post("/queues/{queue_id}/spans", response=AddedOut)
+def evaluation_queues_add_spans(request: HttpRequest, queue_id: int, payload: SpansIn) -> dict[str, int]:
+    queue = selectors.get_queue_for_annotator(request.user, queue_id)
+    return {"added": services.annotation_items_add_spans(queue=queue, refs=payload.refs(), user=request.user)}
+
+
+@router.post("/queues/{queue_id}/next", response={200: ItemOut, 204: None})
+def evaluation_queues_next(request: HttpRequest, queue_id: int) -> Status:
+    require_role(request, ANNOTATOR)
+    item = services.annotation_next(queue=selectors.get_queue_for_annotator(request.user, queue_id), user=request.user)
+    return Status(204, None) if item is None else Status(200, item)
+
+
+@router.post("/items/{item_id}/annotations", response={201: ItemOut})
+def evaluation_items_annotate(request: HttpRequest, item_id: int, payload: AnnotationIn) -> Status:
+    require_role(request, ANNOTATOR)
+    item = selectors.get_queue_item_for_annotator(request.user, item_id)
+    if item is None:
+        raise ConflictError("This item is not yours to review: claim it with /next.", item=item_id)
+    services.annotation_submit(item=item, user=request.user, scores=payload.scores, comment=payload.comment)
+    return Status(201, AnnotationItem.objects.get(pk=item_id))

@@ -1,0 +1,62 @@
+"""Forms: shapes at the page edge. Services do the validation that needs the database."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+
+from evaluation.configs import CategoricalScore, NumericScore, ScoreConfig
+from evaluation.models import Dataset, EvalRun, Evaluator
+
+
+class DatasetUploadForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    file = forms.FileField(help_text="CSV with an input column (expected, metadata optional) or JSONL objects.")
+
+
+class EvalRunForm(forms.Form):
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all())
+    target = forms.CharField(max_length=200, initial=EvalRun.ECHO_TARGET,
+                             help_text="'echo' (output = input), 'auto' (the router) or a model id.")  # fmt: skip
+    evaluators = forms.ModelMultipleChoiceField(queryset=Evaluator.objects.all())
+
+
+class EvaluatorForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    kind = forms.ChoiceField(choices=Evaluator.Kind.choices)
+    config = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        initial="{}",
+        help_text='JSON, e.g. {"pattern": "^yes"} for regex, {"rubric": "..."} for a judge.',
+    )
+
+    def clean_config(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.cleaned_data["config"] or "{}")
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("A JSON object.")
+        return value
+
+
+def scores_from_post(configs: list[ScoreConfig], data: Any) -> dict[str, Any]:
+    """Form strings to the types the score configs check; missing or malformed values stay out (the
+    service then says which score is missing)."""
+    scores: dict[str, Any] = {}
+    for config in configs:
+        raw = data.get(f"score-{config.name}", "")
+        if raw == "":
+            continue
+        if isinstance(config, NumericScore):
+            try:
+                scores[config.name] = float(raw)
+            except ValueError:
+                scores[config.name] = raw
+        elif isinstance(config, CategoricalScore):
+            scores[config.name] = raw
+        else:
+            scores[config.name] = {"true": True, "false": False}.get(raw, raw)
+    return scores

@@ -1,0 +1,153 @@
+"""Reads: the permission-checked getters every view uses, and the page listings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from aios_core.access import ANNOTATOR, VIEWER, has_role
+from evaluation.models import Annotation, AnnotationItem, AnnotationQueue, Dataset, EvalRun, Evaluator
+
+
+def _require(user: Any, role: str) -> None:
+    if not has_role(user, role):
+        raise Http404  # the views' role_required refuses first; this guards other callers
+
+
+def get_dataset_for_user(user: Any, pk: int) -> Dataset:
+    _require(user, VIEWER)
+    return Dataset.objects.filter(pk=pk).annotate(item_count=Count("items")).first() or _missing()
+
+
+def get_run_for_user(user: Any, pk: int) -> EvalRun:
+    _require(user, VIEWER)
+    run = EvalRun.objects.select_related("dataset", "created_by").filter(pk=pk).first()
+    return run or _missing()
+
+
+def get_queue_for_user(user: Any, pk: int) -> AnnotationQueue:
+    _require(user, VIEWER)
+    return AnnotationQueue.objects.filter(pk=pk).first() or _missing()
+
+
+def get_queue_for_annotator(user: Any, pk: int) -> AnnotationQueue:
+    _require(user, ANNOTATOR)
+    return AnnotationQueue.objects.filter(pk=pk).first() or _missing()
+
+
+def get_queue_item_for_annotator(user: Any, pk: int) -> AnnotationItem | None:
+    """The item if `user` holds an unexpired claim on it; None when the claim is gone (the view moves on)."""
+    _require(user, ANNOTATOR)
+    item = AnnotationItem.objects.select_related("queue").filter(pk=pk).first() or _missing()
+    return item if item.is_claimed_by(user) else None
+
+
+def _missing() -> Any:
+    raise Http404
+
+
+def home_lists() -> dict[str, Any]:
+    return {
+        "datasets": Dataset.objects.annotate(item_count=Count("items"))[:50],
+        "runs": EvalRun.objects.select_related("dataset")[:50],
+        "queues": queues_with_progress(),
+        "evaluators": Evaluator.objects.all(),
+        "continuous": continuous_summary(),
+    }
+
+
+def continuous_summary(hours: int = 24) -> list[dict[str, Any]]:
+    """Per continuous evaluation and evaluator: spans scored and mean score over the last `hours`."""
+    from datetime import timedelta
+
+    from django.db.models import Avg
+
+    from evaluation.models import SpanScore
+
+    since = timezone.now() - timedelta(hours=hours)
+    rows = (
+        SpanScore.objects.filter(created_at__gte=since)
+        .values("continuous__name", "evaluator")
+        .annotate(spans=Count("id"), mean=Avg("value"), errors=Count("id", filter=Q(value__isnull=True)))
+        .order_by("continuous__name", "evaluator")
+    )
+    return list(rows)
+
+
+def queues_with_progress() -> QuerySet[AnnotationQueue]:
+    return AnnotationQueue.objects.annotate(
+        item_count=Count("items"), done_count=Count("items", filter=Q(items__status=AnnotationItem.Status.DONE))
+    )
+
+
+def queue_progress(queue: AnnotationQueue) -> dict[str, Any]:
+    counts = queue.items.aggregate(
+        total=Count("id"),
+        done=Count("id", filter=Q(status=AnnotationItem.Status.DONE)),
+        claimed=Count("id", filter=Q(status=AnnotationItem.Status.PENDING, lock_expires_at__gt=timezone.now())),
+    )
+    per_annotator = (
+        Annotation.objects.filter(item__queue=queue)
+        .values("annotator__username")
+        .annotate(reviewed=Count("id", filter=Q(skipped=False)), skipped=Count("id", filter=Q(skipped=True)))
+        .order_by("-reviewed")
+    )
+    return {**counts, "per_annotator": list(per_annotator)}
+
+
+def queue_annotations(queue: AnnotationQueue) -> QuerySet[Annotation]:
+    return (
+        Annotation.objects.filter(item__queue=queue, skipped=False)
+        .select_related("item", "annotator")
+        .order_by("item_id", "id")
+    )
+
+
+def spans_by_ref(refs: list[tuple[Any, int]]) -> list[Any]:
+    """Spans named by (trace id, span id), in the order given; unknown ones are left out."""
+    from observability.models import Span
+
+    trace_ids = {t for t, _ in refs}
+    found = {(s.trace_id, s.span_id): s for s in Span.objects.filter(trace_id__in=trace_ids)}
+    return [found[ref] for ref in refs if ref in found]
+
+
+def span_content(span: Any) -> dict[str, Any]:
+    """What an annotator or a dataset keeps of a span: its prompt, its answer and enough context to judge."""
+    attributes = span.attributes or {}
+    return {
+        "input": attributes.get("gen_ai.input.messages", ""),
+        "output": attributes.get("gen_ai.output.messages", ""),
+        "context": {
+            "name": span.name, "kind": span.kind, "agent": span.agent, "model": span.model, "status": span.status,
+            "latency_ms": span.latency_ms, "cost_usd": str(span.cost_usd) if span.cost_usd is not None else None,
+            "started_at": span.started_at.isoformat(), "error": span.error_message,
+        },
+    }  # fmt: skip
+
+
+def run_score_summary(run: EvalRun, names: list[str]) -> list[dict[str, Any]]:
+    """Per evaluator: mean score over the items it scored, how many it scored, how many it could not.
+    One pass over the results' scores (names are free text, so no JSON path lookups in SQL)."""
+    totals = {n: [0.0, 0, 0] for n in names}
+    for scores in run.results.values_list("scores", flat=True).iterator(chunk_size=2000):
+        for name in names:
+            score = scores.get(name) or {}
+            if score.get("value") is not None:
+                totals[name][0] += score["value"]
+                totals[name][1] += 1
+            elif score:
+                totals[name][2] += 1
+    return [{"name": n, "mean": (s / k if k else None), "scored": k, "errors": e} for n, (s, k, e) in totals.items()]
+
+
+def run_comparison(a: EvalRun, b: EvalRun, limit: int = 500) -> list[dict[str, Any]]:
+    """Items of runs over the same dataset, side by side: outputs and scores of both."""
+    by_item_b = {r.item_id: r for r in b.results.filter(item_id__in=a.results.values("item_id")[:limit])}
+    rows = []
+    for result in a.results.select_related("item")[:limit]:
+        rows.append({"item": result.item, "a": result, "b": by_item_b.get(result.item_id)})
+    return rows

@@ -1,0 +1,516 @@
+"""Writes: dataset uploads, evaluators, eval runs (executed batch by batch by Celery), annotation queues."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pydantic
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from aios_core.errors import ConflictError
+from aios_core.live import send_on_commit
+from evaluation import evaluators as ev
+from evaluation.configs import LlmJudgeConfig, parse_evaluator_config, parse_score_configs
+from evaluation.models import (
+    Annotation,
+    AnnotationItem,
+    AnnotationQueue,
+    Dataset,
+    DatasetItem,
+    EvalResult,
+    EvalRun,
+    Evaluator,
+)
+from observability import get_observability
+from observability.audit import audit_append
+
+# ---------------------------------------------------------------------------------------------------------
+# Datasets
+
+
+class _UploadRow(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    input: Any
+    expected: Any = None
+    metadata: dict[str, Any] = pydantic.Field(default_factory=dict)
+
+    @pydantic.field_validator("input")
+    @classmethod
+    def _present(cls, value: Any) -> Any:
+        if value is None or value == "":
+            raise ValueError("input is required")
+        return value
+
+
+def _row_error(exc: pydantic.ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}" if where else err["msg"]
+
+
+def _parse_jsonl(text: str) -> tuple[list[_UploadRow], list[str]]:
+    rows, errors = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(_UploadRow.model_validate_json(line))
+        except pydantic.ValidationError as exc:
+            kind = exc.errors()[0]["type"]
+            errors.append(f"line {number}: {'not a JSON object' if kind.startswith('json') else _row_error(exc)}")
+    return rows, errors
+
+
+def _parse_csv(text: str) -> tuple[list[_UploadRow], list[str]]:
+    reader = csv.DictReader(io.StringIO(text))
+    if "input" not in (reader.fieldnames or []):
+        return [], ["line 1: the header needs an 'input' column"]
+    rows, errors = [], []
+    for record in reader:
+        number = reader.line_num
+        extra = {k: v for k, v in record.items() if k not in ("input", "expected", "metadata") and k is not None}
+        try:
+            metadata = json.loads(record["metadata"]) if record.get("metadata") else {}
+            if not isinstance(metadata, dict):
+                raise ValueError("metadata must be a JSON object")
+            expected = record.get("expected") or None
+            rows.append(_UploadRow(input=record["input"], expected=expected, metadata={**extra, **metadata}))
+        except pydantic.ValidationError as exc:
+            errors.append(f"line {number}: {_row_error(exc)}")
+        except ValueError as exc:
+            errors.append(f"line {number}: {exc}")
+    return rows, errors
+
+
+def dataset_upload(*, name: str, filename: str, data: bytes, user: Any, description: str = "") -> Dataset:
+    """Create a dataset from a CSV (columns input, expected, metadata; others join metadata) or JSONL file
+    (objects with input, expected, metadata). Any bad line fails the whole upload and nothing is written."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Name the dataset."})
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationError({"file": "The file is not UTF-8 text."}) from None
+    parse = _parse_csv if filename.lower().endswith(".csv") else _parse_jsonl
+    if not filename.lower().endswith((".csv", ".jsonl", ".ndjson")):
+        raise ValidationError({"file": "Upload a .csv or .jsonl file."})
+    rows, errors = parse(text)
+    if errors:
+        raise ValidationError({"file": errors[: settings.AIOS_EVAL_UPLOAD_MAX_ERRORS]})
+    if not rows:
+        raise ValidationError({"file": "The file holds no items."})
+    if len(rows) > settings.AIOS_EVAL_UPLOAD_MAX_ITEMS:
+        raise ValidationError({"file": f"At most {settings.AIOS_EVAL_UPLOAD_MAX_ITEMS} items per upload."})
+    with transaction.atomic():
+        if Dataset.objects.filter(name=name).exists():
+            raise ValidationError({"name": "A dataset with this name exists."})
+        dataset = Dataset.objects.create(name=name, description=description, created_by=user)
+        DatasetItem.objects.bulk_create(
+            [DatasetItem(dataset=dataset, input=r.input, expected=r.expected, metadata=r.metadata) for r in rows],
+            batch_size=2000,
+        )
+        audit_append(action="evaluation.dataset_upload", object_type="dataset", object_id=dataset.pk,
+                     data={"name": name, "items": len(rows), "file": filename}, actor=user)  # fmt: skip
+    return dataset
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Evaluators
+
+
+def evaluator_create(*, name: str, kind: str, config: dict[str, Any], user: Any) -> Evaluator:
+    if kind not in Evaluator.Kind.values:
+        raise ValidationError({"kind": f"Unknown kind {kind!r}."})
+    try:
+        parsed = parse_evaluator_config(kind, config)
+    except pydantic.ValidationError as exc:
+        raise ValidationError({"config": _row_error(exc)}) from None
+    with transaction.atomic():
+        try:
+            evaluator = Evaluator.objects.create(name=name, kind=kind, config=parsed.model_dump(by_alias=True))
+        except IntegrityError:
+            raise ValidationError({"name": "An evaluator with this name exists."}) from None
+        audit_append(action="evaluation.evaluator_create", object_type="evaluator", object_id=evaluator.pk,
+                     data={"name": name, "kind": kind}, actor=user)  # fmt: skip
+    return evaluator
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Eval runs
+
+
+def _progress_group(run_id: int) -> str:
+    from evaluation.consumers import run_group
+
+    return run_group(run_id)
+
+
+def _enqueue_batch(run_id: int) -> None:
+    from evaluation.tasks import execute_run_batch
+
+    transaction.on_commit(lambda: execute_run_batch.delay(run_id))
+
+
+def evalrun_create(*, dataset: Dataset, target: str, evaluators: Sequence[Evaluator], user: Any) -> EvalRun:
+    target = target.strip()
+    if not target:
+        raise ValidationError({"target": "Choose a target: a model, 'auto' (the router) or 'echo'."})
+    if target != EvalRun.ECHO_TARGET:
+        from routing import catalog
+
+        if target != "auto" and catalog.find(target) is None:
+            raise ValidationError({"target": f"Unknown model {target!r}."})
+    if not evaluators:
+        raise ValidationError({"evaluators": "Choose at least one evaluator."})
+    with transaction.atomic():
+        total = dataset.items.count()
+        if not total:
+            raise ValidationError({"dataset": "The dataset has no items."})
+        run = EvalRun.objects.create(dataset=dataset, target=target, items_total=total, created_by=user)
+        run.evaluators.set(evaluators)
+        audit_append(action="evaluation.run_start", object_type="eval_run", object_id=run.pk,
+                     data={"dataset": dataset.name, "target": target,
+                           "evaluators": [e.name for e in evaluators]}, actor=user)  # fmt: skip
+        _enqueue_batch(run.pk)
+    return run
+
+
+def evalrun_cancel(*, run: EvalRun, user: Any) -> EvalRun:
+    """Ask the run to stop; the worker stops before its next batch. A queued run stops at once."""
+    with transaction.atomic():
+        run = EvalRun.objects.select_for_update().get(pk=run.pk)
+        if run.is_finished:
+            raise ConflictError("The run has already finished.", status=run.status)
+        run.cancel_requested = True
+        fields = ["cancel_requested"]
+        if run.status == EvalRun.Status.QUEUED:
+            run.status, run.finished_at = EvalRun.Status.CANCELLED, timezone.now()
+            fields += ["status", "finished_at"]
+        run.save(update_fields=fields)
+        audit_append(action="evaluation.run_cancel", object_type="eval_run", object_id=run.pk, actor=user)
+        send_on_commit(_progress_group(run.pk), "eval.progress", run.progress_payload())
+    return run
+
+
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    name: str
+    kind: str
+    config: Any
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    pk: int
+    input: Any
+    expected: Any
+
+
+def evalrun_execute_batch(*, run_id: int) -> str:
+    """Evaluate the next batch of items that have no result yet, then enqueue the next batch or finish.
+
+    Idempotent: a redelivered batch finds its items already done (results are unique per run and item),
+    and the counters are recomputed from the results, never incremented."""
+    with transaction.atomic():
+        run = EvalRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.is_finished:
+            return run.status if run else "missing"
+        if run.cancel_requested:
+            return _evalrun_finish(run, EvalRun.Status.CANCELLED)
+        if run.status == EvalRun.Status.QUEUED:
+            run.status, run.started_at = EvalRun.Status.RUNNING, timezone.now()
+            run.save(update_fields=["status", "started_at"])
+    specs = [EvaluatorSpec(e.name, e.kind, e.parsed_config) for e in run.evaluators.all()]
+    items = [
+        ItemSpec(i.pk, i.input, i.expected)
+        for i in run.dataset.items.exclude(results__run=run).order_by("id")[: settings.AIOS_EVAL_BATCH_SIZE]
+    ]
+    try:
+        results = async_to_sync(_evaluate_batch)(run.pk, run.target, run.created_by, items, specs)
+    except Exception as exc:  # noqa: BLE001 - per-item errors are caught below; this is a bug or an outage
+        with transaction.atomic():
+            run = EvalRun.objects.select_for_update().get(pk=run_id)
+            run.error = f"{type(exc).__name__}: {exc}"
+            return _evalrun_finish(run, EvalRun.Status.FAILED)
+    return _evalrun_store_batch(run_id, results, more=len(items) == settings.AIOS_EVAL_BATCH_SIZE)
+
+
+def _evalrun_store_batch(run_id: int, results: list[EvalResult], *, more: bool) -> str:
+    with transaction.atomic():
+        EvalResult.objects.bulk_create(results, ignore_conflicts=True)
+        run = EvalRun.objects.select_for_update().get(pk=run_id)
+        if run.is_finished:
+            return run.status
+        totals = run.results.aggregate(
+            done=Count("id"), failed=Count("id", filter=~Q(error="")), cost=Sum("cost_usd", default=Decimal(0))
+        )
+        run.items_done, run.items_failed, run.cost_usd = totals["done"], totals["failed"], totals["cost"]
+        run.save(update_fields=["items_done", "items_failed", "cost_usd"])
+        if run.cancel_requested:
+            return _evalrun_finish(run, EvalRun.Status.CANCELLED)
+        if not more or run.items_done >= run.items_total:
+            return _evalrun_finish(run, EvalRun.Status.SUCCEEDED)
+        send_on_commit(_progress_group(run.pk), "eval.progress", run.progress_payload())
+        _enqueue_batch(run.pk)
+        return run.status
+
+
+def _evalrun_finish(run: EvalRun, status: str) -> str:
+    """Caller holds the run's row lock."""
+    run.status, run.finished_at = status, timezone.now()
+    run.save(update_fields=["status", "finished_at", "error"])
+    send_on_commit(_progress_group(run.pk), "eval.progress", run.progress_payload())
+    return status
+
+
+async def _evaluate_batch(
+    run_id: int, target: str, user: Any, items: list[ItemSpec], specs: list[EvaluatorSpec]
+) -> list[EvalResult]:
+    # Bounded concurrency: model targets and judges wait on the network; code evaluators are microseconds.
+    gate = asyncio.Semaphore(settings.AIOS_EVAL_CONCURRENCY)
+    username = getattr(user, "username", "") or ""
+
+    async def one(item: ItemSpec) -> EvalResult:
+        async with gate:
+            return await _evaluate_item(run_id, target, username, item, specs)
+
+    return list(await asyncio.gather(*(one(i) for i in items)))
+
+
+async def _evaluate_item(
+    run_id: int, target: str, username: str, item: ItemSpec, specs: list[EvaluatorSpec]
+) -> EvalResult:
+    async with get_observability().trace_span("eval.item", kind="eval") as span:
+        span.set_attributes({"aios.eval.run_id": run_id, "aios.eval.item_id": item.pk, "aios.eval.target": target})
+        result = EvalResult(run_id=run_id, item_id=item.pk, trace_id=span.trace_id)
+        started = time.perf_counter()
+        try:
+            result.output, target_cost = await _call_target(target, item.input, username)
+        except Exception as exc:  # noqa: BLE001 - the target's failure is this item's result
+            result.error = f"{type(exc).__name__}: {exc}"
+            span.record_error(exc)
+            return result
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        meta = ev.ResultMeta(latency_ms=result.latency_ms, cost_usd=target_cost)
+        cost = target_cost
+        for spec in specs:
+            score = await score_item(spec, item, result.output, meta)
+            result.scores[spec.name] = score.as_json()
+            if score.cost_usd is not None:
+                cost = (cost or Decimal(0)) + score.cost_usd
+        result.cost_usd = cost
+        return result
+
+
+async def _call_target(target: str, input: Any, username: str) -> tuple[Any, Decimal | None]:
+    if target == EvalRun.ECHO_TARGET:
+        return input, Decimal(0)
+    from routing.completion import Caller, CompletionRequest, complete
+
+    if isinstance(input, dict) and isinstance(input.get("messages"), list):
+        messages = input["messages"]
+    else:
+        messages = [{"role": "user", "content": ev.as_text(input)}]
+    result = await complete(CompletionRequest(messages=messages, model=target), Caller(username=username))
+    return result.response.content, result.cost_usd
+
+
+async def score_item(spec: EvaluatorSpec, item: ItemSpec, output: Any, meta: ev.ResultMeta) -> ev.Score:
+    async with get_observability().trace_span("eval.evaluator", kind="eval") as span:
+        span.set_attributes({"aios.eval.evaluator": spec.name, "aios.eval.evaluator_kind": spec.kind})
+        try:
+            if isinstance(spec.config, LlmJudgeConfig):
+                score = await ev.llm_judge(input=item.input, output=output, expected=item.expected, config=spec.config)
+            else:
+                score = ev.CODE_EVALUATORS[spec.kind](output, item.expected, meta, spec.config)
+        except Exception as exc:  # noqa: BLE001 - an evaluator bug must not fail the other evaluators
+            span.record_error(exc)
+            return ev.Score(value=None, error=f"{type(exc).__name__}: {exc}")
+        if score.value is not None:
+            span.set_attribute("aios.eval.score", score.value)
+        if score.error:
+            span.set_error("evaluator_error", score.error)
+        return score
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Annotation queues
+
+
+def annotation_queue_create(
+    *, name: str, score_configs: list[dict[str, Any]], reviewers_per_item: int = 1, lock_seconds: int = 600,
+    description: str = "", user: Any,
+) -> AnnotationQueue:  # fmt: skip
+    try:
+        configs = parse_score_configs(score_configs)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ValidationError({"score_configs": str(exc)}) from None
+    if not configs:
+        raise ValidationError({"score_configs": "Add at least one score."})
+    if not 1 <= reviewers_per_item <= 10:
+        raise ValidationError({"reviewers_per_item": "From 1 to 10 reviewers per item."})
+    with transaction.atomic():
+        if AnnotationQueue.objects.filter(name=name).exists():
+            raise ValidationError({"name": "A queue with this name exists."})
+        queue = AnnotationQueue.objects.create(
+            name=name, description=description, reviewers_per_item=reviewers_per_item, lock_seconds=lock_seconds,
+            score_configs=[c.model_dump() for c in configs],
+        )  # fmt: skip
+        audit_append(action="evaluation.queue_create", object_type="annotation_queue", object_id=queue.pk,
+                     data={"name": name}, actor=user)  # fmt: skip
+    return queue
+
+
+@dataclass(frozen=True)
+class ItemToAdd:
+    content: dict[str, Any]  # the copy shown to annotators: {"input", "output", "context"}
+    trace_id: uuid.UUID | None = None
+    span_id: int | None = None
+
+    @property
+    def source_key(self) -> str:
+        if self.span_id is not None and self.trace_id is not None:
+            return f"span:{self.trace_id.hex}:{self.span_id}"
+        if self.trace_id is not None:
+            return f"trace:{self.trace_id.hex}"
+        return f"manual:{uuid.uuid4().hex}"
+
+
+def annotation_items_add(*, queue: AnnotationQueue, items: Sequence[ItemToAdd]) -> int:
+    """Add items; an object already in the queue is skipped (one item per object per queue).
+    Returns how many were added."""
+    rows = [
+        AnnotationItem(queue=queue, source_key=i.source_key, trace_id=i.trace_id, span_id=i.span_id, content=i.content)
+        for i in items
+    ]
+    with transaction.atomic():
+        before = queue.items.count()
+        AnnotationItem.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+        return queue.items.count() - before
+
+
+def annotation_items_add_spans(*, queue: AnnotationQueue, refs: Sequence[tuple[uuid.UUID, int]], user: Any) -> int:
+    """Add spans by (trace id, span id), each with a copy of its content (span retention never empties an item).
+    Unknown spans raise; spans already in the queue are skipped."""
+    from evaluation.selectors import span_content, spans_by_ref
+
+    spans = spans_by_ref(list(refs))
+    if len(spans) != len(set(refs)):
+        raise ValidationError({"spans": f"{len(set(refs)) - len(spans)} of the spans no longer exist."})
+    items = [ItemToAdd(content=span_content(s), trace_id=s.trace_id, span_id=s.span_id) for s in spans]
+    with transaction.atomic():
+        added = annotation_items_add(queue=queue, items=items)
+        audit_append(action="evaluation.queue_add_spans", object_type="annotation_queue", object_id=queue.pk,
+                     data={"added": added, "requested": len(items)}, actor=user)  # fmt: skip
+    return added
+
+
+def dataset_items_add_spans(*, dataset: Dataset, refs: Sequence[tuple[uuid.UUID, int]], user: Any) -> int:
+    """Add spans as dataset items: the prompt becomes the input, the answer the expected output."""
+    from evaluation.selectors import span_content, spans_by_ref
+
+    contents = [span_content(s) for s in spans_by_ref(list(refs))]
+    if len(contents) != len(set(refs)):
+        raise ValidationError({"spans": f"{len(set(refs)) - len(contents)} of the spans no longer exist."})
+    with transaction.atomic():
+        DatasetItem.objects.bulk_create(
+            [DatasetItem(dataset=dataset, input=c["input"], expected=c["output"] or None, metadata=c["context"])
+             for c in contents]
+        )  # fmt: skip
+        audit_append(action="evaluation.dataset_add_spans", object_type="dataset", object_id=dataset.pk,
+                     data={"added": len(contents)}, actor=user)  # fmt: skip
+    return len(contents)
+
+
+def annotation_next(*, queue: AnnotationQueue, user: Any) -> AnnotationItem | None:
+    """Claim the next item for `user`: their own unexpired claim first, else the oldest pending item that is
+    unlocked (or whose lock expired) and that they have not reviewed or skipped.
+
+    Race: `FOR UPDATE SKIP LOCKED` makes a concurrent claimer pass over the row we are claiming instead of
+    waiting for it, and Postgres re-checks the WHERE clause on a row committed meanwhile, so a row claimed by
+    another transaction that committed first is filtered out. Two annotators never get the same item."""
+    now = timezone.now()
+    with transaction.atomic():
+        own = (
+            AnnotationItem.objects.select_for_update(skip_locked=True)
+            .filter(queue=queue, status=AnnotationItem.Status.PENDING, locked_by=user, lock_expires_at__gt=now)
+            .order_by("id")
+            .first()
+        )
+        item = own or (
+            AnnotationItem.objects.select_for_update(skip_locked=True)
+            .filter(queue=queue, status=AnnotationItem.Status.PENDING)
+            .filter(Q(locked_by__isnull=True) | Q(lock_expires_at__lte=now))
+            .exclude(annotations__annotator=user)
+            .order_by("id")
+            .first()
+        )
+        if item is None:
+            return None
+        item.locked_by, item.lock_expires_at = user, now + timedelta(seconds=queue.lock_seconds)
+        item.save(update_fields=["locked_by", "lock_expires_at"])
+    return item
+
+
+def _locked_item(item_id: int, user: Any) -> AnnotationItem:
+    """The item, row-locked, if `user` still holds its claim. Caller is inside a transaction."""
+    item = AnnotationItem.objects.select_for_update().select_related("queue").get(pk=item_id)
+    if not item.is_claimed_by(user):
+        raise ConflictError("Your claim on this item expired and another annotator took it over.", item=item_id)
+    return item
+
+
+def _release(item: AnnotationItem) -> None:
+    item.locked_by, item.lock_expires_at = None, None
+
+
+def annotation_submit(*, item: AnnotationItem, user: Any, scores: dict[str, Any], comment: str = "") -> Annotation:
+    configs = item.queue.parsed_score_configs
+    clean, errors = {}, {}
+    for config in configs:
+        if config.name not in scores:
+            errors[config.name] = "Score this."
+            continue
+        try:
+            clean[config.name] = config.check(scores[config.name])
+        except ValueError as exc:
+            errors[config.name] = str(exc)
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        item = _locked_item(item.pk, user)
+        annotation = Annotation.objects.create(item=item, annotator=user, scores=clean, comment=comment.strip())
+        item.reviews_done += 1
+        if item.reviews_done >= item.queue.reviewers_per_item:
+            item.status = AnnotationItem.Status.DONE
+        _release(item)
+        item.save(update_fields=["reviews_done", "status", "locked_by", "lock_expires_at"])
+        audit_append(action="evaluation.annotate", object_type="annotation_item", object_id=item.pk,
+                     data={"queue": item.queue_id, "scores": clean}, actor=user)  # fmt: skip
+    return annotation
+
+
+def annotation_skip(*, item: AnnotationItem, user: Any) -> None:
+    """Release the claim and remember the skip, so `annotation_next` offers the item to others only."""
+    with transaction.atomic():
+        item = _locked_item(item.pk, user)
+        Annotation.objects.create(item=item, annotator=user, skipped=True)
+        _release(item)
+        item.save(update_fields=["locked_by", "lock_expires_at"])

@@ -1,0 +1,22 @@
+"""Thin Celery tasks: take ids, call one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="evaluation.execute_run_batch")
+def execute_run_batch(run_id: int) -> str:
+    from django.db import close_old_connections
+
+    from evaluation.services import evalrun_execute_batch
+
+    close_old_connections()
+    return evalrun_execute_batch(run_id=run_id)
+
+
+@shared_task(name="evaluation.continuous_tick")
+def continuous_tick() -> dict[str, int]:
+    from evaluation.continuous import continuous_tick as tick
+
+    return tick()

@@ -1,0 +1,48 @@
+"""Agents test fixtures: fast backoff, a private sandbox, runs executed in-process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agents.models import ActionRun
+from agents.services import run_execute
+
+
+@pytest.fixture(autouse=True)
+def _fast_runtime(settings: Any, tmp_path: Any) -> None:
+    settings.AIOS_RUN_BACKOFF_SCALE = 0.0  # retry waits of zero: attempts follow each other at once
+    settings.AIOS_SANDBOX_DIR = tmp_path / "sandbox"
+    settings.AIOS_FORENSIC_MODE = False
+
+
+@pytest.fixture
+def no_broker(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record sent messages instead of publishing (the worker's part is driven by `drain`)."""
+    sent: list[str] = []
+    from django.db import transaction
+
+    from agents import tasks
+
+    # Test transactions never commit: run on-commit callbacks at once, as autocommit would.
+    monkeypatch.setattr(transaction, "on_commit", lambda fn, using=None, robust=False: fn())
+
+    monkeypatch.setattr(tasks.execute_run, "apply_async", lambda args, **kw: sent.append(args[0]))
+    return sent
+
+
+def drain(sent: list[str], limit: int = 500) -> None:
+    """Play the worker: execute every sent message, including those sent while executing."""
+    from uuid import UUID
+
+    for _ in range(limit):
+        if not sent:
+            return
+        run_execute(run_id=UUID(sent.pop(0)))
+    raise AssertionError("messages kept coming")
+
+
+def refreshed(run: ActionRun) -> ActionRun:
+    run.refresh_from_db()
+    return run
