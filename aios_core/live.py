@@ -30,7 +30,9 @@ def send_now(group: str, event_type: str, payload: dict[str, Any]) -> None:
 
 def send_on_commit(group: str, event_type: str, payload: dict[str, Any]) -> None:
     """Send `payload` to `group` once the current transaction commits (at once if none)."""
-    transaction.on_commit(lambda: send_now(group, event_type, payload))
+    # robust: a channel layer that is down must not fail the request (or skip later on-commit
+    # hooks such as task publishing) after its transaction already committed.
+    transaction.on_commit(lambda: send_now(group, event_type, payload), robust=True)
 
 
 def role_group(role: str) -> str:

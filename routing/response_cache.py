@@ -254,7 +254,9 @@ _matrices: dict[str, tuple[float, list[int], np.ndarray]] = {}
 def _namespace_matrix(namespace: str) -> tuple[list[int], np.ndarray]:
     """The namespace's live embeddings as one matrix, reloaded every few seconds (in-process mode)."""
     cached = _matrices.get(namespace)
-    if cached and time.monotonic() - cached[0] < 2.0:
+    # Stores in this process drop the matrix at once; other processes' stores show within 30 s
+    # (a later semantic hit, never a wrong one).
+    if cached and time.monotonic() - cached[0] < 30.0:
         return cached[1], cached[2]
     rows = list(
         CacheEntry.objects.filter(
