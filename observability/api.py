@@ -14,7 +14,7 @@ from aios_core.api import Page, paginate, require_role
 from observability.exporting import trace_export, usd
 from observability.live import snapshot
 from observability.models import Trace
-from observability.selectors import metrics_summary
+from observability.selectors import metrics_summary, traces_search
 
 router = Router(tags=["observability"])
 
@@ -66,21 +66,13 @@ class TraceOut(Schema):
 
 @router.get("/traces", response=Page[TraceOut])
 def traces_list(
-    request: HttpRequest, since: datetime | None = None, until: datetime | None = None, agent: str | None = None,
-    status: Literal["ok", "error"] | None = None, cursor: str | None = None, limit: int | None = None,
+    request: HttpRequest, since: datetime | None = None, until: datetime | None = None, agent: str = "",
+    model: str = "", status: Literal["ok", "error", ""] = "", kind: str = "", q: str = "",
+    cursor: str | None = None, limit: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
+    """Traces newest first, with the explorer's filters (model, kind and text match any span)."""
     require_role(request, VIEWER)
-    qs = Trace.objects.all()
-    if since:
-        qs = qs.filter(started_at__gte=since)
-    if until:
-        qs = qs.filter(started_at__lt=until)
-    if agent:
-        qs = qs.filter(agent=agent)
-    if status == "error":
-        qs = qs.filter(error_count__gt=0)
-    elif status == "ok":
-        qs = qs.filter(error_count=0)
+    qs = traces_search(since=since, until=until, agent=agent, model=model, status=status, kind=kind, text=q)
     rows, nxt = paginate(qs, cursor=cursor, limit=limit, field="started_at")
     return {"items": rows, "next": nxt}
 
