@@ -61,6 +61,7 @@ class CompletionRequest:
     namespace: str = "internal"  # cache namespace: one per API token, so tenants never share answers
     cache_mode: str | None = None  # deterministic | all | off; None: the namespace's policy
     cache_control: str = ""  # "no-cache" (refresh: don't read, do store) | "no-store" (bypass)
+    cache_ttl_s: int | None = None  # this answer's time to live; None: the namespace's TTL
 
     def params(self) -> dict[str, Any]:
         return {
@@ -182,6 +183,7 @@ def _store(check: _CacheCheck, req: CompletionRequest, result: CompletionResult)
         model=result.endpoint.model_id,
         cost_usd=result.cost_usd,
         latency_ms=r.latency_ms,
+        ttl_s=req.cache_ttl_s,
     )
 
 

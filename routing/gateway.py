@@ -220,6 +220,11 @@ class GatewayApp:
             headers_in = dict(scope.get("headers") or [])
             req.namespace = f"token:{caller.username}:{caller.token_name}"
             req.cache_control = _cache_control(headers_in.get(b"cache-control", b"").decode("latin-1"))
+            ttl = headers_in.get(b"x-aios-cache-ttl", b"").decode("latin-1").strip()
+            if ttl:
+                if not ttl.isdigit() or not 0 < int(ttl) <= 30 * 86400:
+                    raise GatewayError(400, "x-aios-cache-ttl must be seconds, 1 to 2592000", param="x-aios-cache-ttl")
+                req.cache_ttl_s = int(ttl)
             mode = headers_in.get(b"x-aios-cache-mode", b"").decode("latin-1").strip().lower()
             if mode:
                 if mode not in ("deterministic", "all", "off"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -56,6 +56,13 @@ def cache(request: HttpRequest) -> HttpResponse:
         "can_purge": has_role(request.user, ADMIN),
     }
     return render(request, "routing/cache.html", context)
+
+
+@role_required(VIEWER)
+def cache_stats(request: HttpRequest) -> JsonResponse:
+    """The cache page's live data (polled every few seconds)."""
+    span = WINDOWS.get(request.GET.get("window", "24h"), WINDOWS["24h"])
+    return JsonResponse(response_cache.get_stats(window=span))
 
 
 @role_required(ADMIN)

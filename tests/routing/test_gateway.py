@@ -200,3 +200,28 @@ def test_tenants_never_see_each_others_answers(asgi_server: str, client: openai.
     _, other_token = token_create(user=make_user("operator"), name="other-app", scopes=["gateway"])
     other = openai.OpenAI(base_url=f"{asgi_server}/v1", api_key=other_token, max_retries=0)
     assert _ask(other, question).headers["x-aios-cache"] == "miss"
+
+
+def test_a_per_request_ttl_expires_the_answer(client: openai.OpenAI) -> None:
+    import time
+
+    question = f"Which port does service {uuid.uuid4().hex[:6]} listen on?"
+    _ask(client, question, extra_headers={"X-Aios-Cache-TTL": "2"})
+    time.sleep(1.2)
+    assert _ask(client, question).headers["x-aios-cache"] == "hit"
+    time.sleep(2)
+    assert _ask(client, question).headers["x-aios-cache"] == "miss"
+    with pytest.raises(openai.BadRequestError):
+        _ask(client, question, extra_headers={"X-Aios-Cache-TTL": "forever"})
+
+
+def test_the_cache_page_and_its_live_data_need_a_role() -> None:
+    from django.test import Client
+
+    from tests.helpers import login
+
+    assert Client().get("/cache/stats.json").status_code == 302
+    viewer = login(make_user("viewer"))
+    assert viewer.get("/cache/").status_code == 200
+    data = viewer.get("/cache/stats.json").json()
+    assert set(data) >= {"summary", "by_namespace", "series", "vector_search"}
