@@ -111,12 +111,22 @@ class RouterTrainingExample(models.Model):
     annotation, LLM judge). Other apps write these through routing.services."""
 
     prompt = models.TextField()
-    weak_correct = models.BooleanField()
-    strong_correct = models.BooleanField()
+    # A dataset row labels both tiers; a human or judge score on a routed request labels only
+    # the tier that answered, so either may be unknown (NULL), never both (constraint below).
+    weak_correct = models.BooleanField(null=True, blank=True)
+    strong_correct = models.BooleanField(null=True, blank=True)
     source = models.CharField(max_length=50)  # dataset | human | judge
     provenance = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(weak_correct__isnull=False) | models.Q(strong_correct__isnull=False),
+                name="routing_training_example_has_a_label",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.source}: {self.prompt[:60]}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 
@@ -89,14 +90,17 @@ def router_model_activate(*, model: RouterModel | None, actor: Any) -> None:
 def training_example_add(
     *,
     prompt: str,
-    weak_correct: bool,
-    strong_correct: bool,
+    weak_correct: bool | None,
+    strong_correct: bool | None,
     source: str,
     provenance: dict[str, Any] | None = None,
     user: Any = None,
 ) -> RouterTrainingExample:
     """A labelled prompt for the learned router. Evaluation writes human and judge scores here
-    (routing never imports evaluation)."""
+    (routing never imports evaluation). A score on a routed request labels only the tier that
+    answered: pass None for the other."""
+    if weak_correct is None and strong_correct is None:
+        raise ValidationError("a training example needs weak_correct or strong_correct")
     return RouterTrainingExample.objects.create(
         prompt=prompt,
         weak_correct=weak_correct,

@@ -53,6 +53,9 @@ class Command(BaseCommand):
             rows += [
                 {"prompt": r.prompt, "weak_correct": r.weak_correct, "strong_correct": r.strong_correct}
                 for r in training_examples()
+                # Rows that label only one tier (a score on a routed request) need masked
+                # training; until the trainer supports it they are kept but not used.
+                if r.weak_correct is not None and r.strong_correct is not None
             ]
         if len(rows) < 50:
             raise CommandError(f"{len(rows)} labelled prompts: need at least 50 to train")
