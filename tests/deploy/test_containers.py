@@ -211,8 +211,11 @@ def _assert_the_sidecar_exports_the_workers_metrics(sidecar: dict[str, Any], por
     assert "aios_spans_dropped" in {f.name for f in text_string_to_metric_families(body.decode())}
 
 
-@pytest.mark.django_db
-def test_the_wait_for_migrations_init_container_returns_once_the_database_is_migrated(tmp_path: Path) -> None:
+def test_the_wait_for_migrations_init_container_returns_once_the_database_is_migrated(
+    django_db_setup: None, django_db_blocker: Any, tmp_path: Path
+) -> None:
     spec = container("aios-worker", "wait-for-migrations")
-    done = subprocess.run(argv(spec), env=pod_env(spec, tmp_path), cwd=ROOT, timeout=120, check=False)
+    with django_db_blocker.unblock():
+        env = pod_env(spec, tmp_path)
+    done = subprocess.run(argv(spec), env=env, cwd=ROOT, timeout=120, check=False)
     assert done.returncode == 0
