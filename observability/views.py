@@ -6,7 +6,6 @@ then those pages show their designed empty states."""
 from __future__ import annotations
 
 import gzip
-import hmac
 import json
 import zlib
 from datetime import timedelta
@@ -26,6 +25,7 @@ from aios_core.api import json_error, paginate
 from observability import live, otlp, prometheus
 from observability.exporting import span_attributes, trace_export
 from observability.forms import TraceFilterForm
+from observability.metrics_server import bearer_ok
 from observability.models import Trace
 from observability.selectors import filter_choices, traces_search, waterfall
 
@@ -149,7 +149,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
     expected = settings.AIOS_METRICS_TOKEN
     if not expected:
         return json_error(404, "disabled", "Prometheus metrics are disabled: set AIOS_METRICS_TOKEN to enable them.")
-    header = request.headers.get("Authorization", "")
-    if not header.lower().startswith("bearer ") or not hmac.compare_digest(header[7:].strip(), expected):
+    if not bearer_ok(request.headers.get("Authorization", ""), expected):
         return json_error(401, "unauthorized", "Send Authorization: Bearer <AIOS_METRICS_TOKEN>.")
     return HttpResponse(prometheus.render(), content_type="text/plain; version=0.0.4; charset=utf-8")

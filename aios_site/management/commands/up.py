@@ -19,6 +19,22 @@ from aios_core import embedded
 from aios_site.supervisor import Supervisor
 
 
+def process_commands(
+    *, python: str, host: str, port: int, worker_concurrency: int, beat_pidfile: Path
+) -> dict[str, list[str]]:
+    """The three processes. The Dockerfile, docker-compose.yml and k8s/ run the same commands
+    (one process per container there); tests/deploy/test_manifests.py keeps them in step."""
+    return {
+        "web": [python, "-m", "aios_site.serve", "--host", host, "--port", str(port)],
+        "worker": [python, "-m", "celery", "-A", "aios_site", "worker", "--loglevel", "INFO", "--concurrency",
+                   str(worker_concurrency), "--without-gossip", "--without-mingle"],
+        # --enable-remote-control: beat answers `celery inspect ping` while its scheduler ticks
+        # (the liveness check of the beat container in docker-compose.yml and k8s/).
+        "beat": [python, "-m", "celery", "-A", "aios_site", "beat", "--loglevel", "INFO", "--enable-remote-control",
+                 "--pidfile", str(beat_pidfile)],
+    }  # fmt: skip
+
+
 class Command(BaseCommand):
     help = "Run Ai:oS (web, Celery worker and beat) under one supervisor."
 
@@ -36,15 +52,12 @@ class Command(BaseCommand):
             call_command("aios_seed", stdout=self.stdout)
             call_command("collectstatic", interactive=False, verbosity=0)
         self._reset_prometheus_dir()
-        py = sys.executable
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-        commands = {
-            "web": [py, "-m", "aios_site.serve", "--host", str(opts["host"]), "--port", str(opts["port"])],
-            "worker": [py, "-m", "celery", "-A", "aios_site", "worker", "--loglevel", "INFO", "--concurrency",
-                       str(opts["worker_concurrency"]), "--without-gossip", "--without-mingle"],
-            "beat": [py, "-m", "celery", "-A", "aios_site", "beat", "--loglevel", "INFO",
-                     "--pidfile", str(settings.VAR_DIR / "run" / "beat.pid")],
-        }  # fmt: skip
+        commands = process_commands(
+            python=sys.executable, host=str(opts["host"]), port=int(opts["port"]),  # type: ignore[call-overload]
+            worker_concurrency=int(opts["worker_concurrency"]),  # type: ignore[call-overload]
+            beat_pidfile=settings.VAR_DIR / "run" / "beat.pid",
+        )  # fmt: skip
         sup = Supervisor(commands, env)
         sup.start()
         try:
