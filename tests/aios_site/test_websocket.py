@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from typing import Any
@@ -75,9 +76,12 @@ def test_a_logged_in_socket_receives_what_another_process_sends_through_redis() 
 
     async def run() -> Any:
         comm = communicator(cookie)
-        connected, _ = await comm.connect()
+        connected, _ = await comm.connect(timeout=10)  # generous: the suite may share a loaded machine
         assert connected
-        proc = subprocess.run([sys.executable, "-c", SENDER], env=subprocess_env(), capture_output=True, timeout=60)
+        # In a thread, so the consumer's event loop keeps running while the sender starts up.
+        proc = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-c", SENDER], env=subprocess_env(), capture_output=True, timeout=60
+        )
         assert proc.returncode == 0, proc.stderr
         message = await comm.receive_json_from(timeout=10)
         await comm.disconnect()
