@@ -154,7 +154,10 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # redis-py 8 reads with a 5 s socket timeout by default, exactly channels-redis's
+            # 5 s BZPOPMIN: under load the client gave up first and the consumer's receive loop
+            # died with TimeoutError, so a live page went deaf. Read longer than the pop blocks.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
             "prefix": env.str("AIOS_CHANNELS_PREFIX", default="aios"),
             "capacity": 1000,
             "expiry": 30,
