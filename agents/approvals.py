@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from agents.manifest import registry
 from agents.models import ActionRun, ApprovalDecision, ApprovalRequest, ApprovalStatus, RunStatus
-from aios_core.access import APPROVER, has_role
+from aios_core.access import ADMIN, APPROVER, has_role
 from aios_core.errors import ConflictError
 from aios_core.live import role_group, send_now
 from observability import get_observability
@@ -33,26 +33,41 @@ def _username(user: Any) -> str:
     return user.get_username() if user is not None else "system"
 
 
-def pending_count() -> int:
-    return ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING).count()
+def waiting_count_for(user: Any) -> int:
+    """Pending requests waiting for `user`'s decision (the navigation badge): those they may see
+    (admin-only agents for admins only), did not request themselves and have not decided on yet.
+    One query once the user's roles are loaded."""
+    if not has_role(user, APPROVER):
+        return 0
+    pending = approvals_for_user(user, status=ApprovalStatus.PENDING)
+    return pending.exclude(requested_by=user).exclude(decisions__approver=user).count()
 
 
 # --- on-commit effects: toasts, webhook, preview ---------------------------------------------------
 
 
+def _audience(run: ActionRun) -> str:
+    """The role group told about a request: approvers, or only admins for admin-only agents."""
+    agent = registry.agents.get(run.agent)
+    return role_group(ADMIN) if agent is not None and agent.admin_only else role_group(APPROVER)
+
+
 def _notify_on_commit(req: ApprovalRequest, toast: str) -> None:
-    """A toast and the live queue count for every approver, once committed (best effort)."""
+    """A toast for the approvers who may see the request, once committed (best effort). The
+    badge count differs per person (own requests, admin-only agents), so the message only asks
+    each browser to re-read its own count (`recount`)."""
     run = req.run
     message = {
         "toast": toast,
         "href": f"/approvals/{req.pk}/",
-        "counts": {"approvals": pending_count()},
+        "recount": ["approvals"],
         "approval": {"id": req.pk, "run": str(run.pk), "status": req.status},
     }
+    group = _audience(run)
 
     def send() -> None:
         try:
-            send_now(role_group(APPROVER), "notify", message)
+            send_now(group, "notify", message)
         except Exception:  # the channel layer is at-most-once; pages re-read the DB
             log.warning("approval notification not sent", exc_info=True)
 

@@ -21,5 +21,6 @@ urlpatterns = [
     path("schedules/<int:schedule_id>/delete/", views.schedule_delete, name="agents-schedule-delete"),
     # approvals (the approvals issue)
     path("approvals/", views.approvals, name="agents-approvals"),
+    path("approvals/count/", views.approvals_count, name="agents-approvals-count"),
     path("approvals/<int:approval_id>/", views.approval_detail, name="agents-approval-detail"),
 ]

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -270,6 +270,14 @@ def approvals(request: HttpRequest) -> HttpResponse:
     if request.GET.get("partial"):
         return render(request, "agents/approvals_list.html", context)
     return render(request, "agents/approvals.html", context)
+
+
+@role_required(APPROVER)
+def approvals_count(request: HttpRequest) -> JsonResponse:
+    """The navigation badge: requests waiting for this user's decision (re-read on notifications)."""
+    from agents.approvals import waiting_count_for
+
+    return JsonResponse({"approvals": waiting_count_for(request.user)})
 
 
 @role_required(APPROVER)

@@ -22,7 +22,7 @@
   }
 
   document.addEventListener("aios:notification", (ev) => {
-    if (ev.detail && (ev.detail.approval || (ev.detail.counts && "approvals" in ev.detail.counts))) soon();
+    if (ev.detail && (ev.detail.approval || (ev.detail.recount || []).includes("approvals"))) soon();
   });
   setInterval(reload, 30000);
 })();

@@ -11,8 +11,6 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from agents import approvals as approvals_mod
-from agents import tasks
 from agents.approvals import approval_decide, approvals_expire
 from agents.models import ActionRun, ApprovalDecision, ApprovalRequest, WorkflowRun
 from agents.services import policy_set, run_cancel, run_request, workflow_start
@@ -26,17 +24,6 @@ pytestmark = pytest.mark.django_db
 
 FIREWALL = {"agent": "security", "action": "firewall_enable", "payload": {}}
 OK = {"agent": "chaos", "action": "flaky", "payload": {"p_fail": 0}}
-
-
-@pytest.fixture
-def effects(no_broker: list[str], monkeypatch: pytest.MonkeyPatch, settings: Any) -> dict[str, list[Any]]:
-    """Previews computed in-process, notifications and webhooks recorded instead of sent."""
-    sent: dict[str, list[Any]] = {"notify": [], "webhook": []}
-    settings.AIOS_APPROVAL_WEBHOOK_URL = "http://hooks.invalid/approvals"
-    monkeypatch.setattr(tasks.approval_preview, "apply_async", lambda args, **kw: tasks.approval_preview.run(*args))
-    monkeypatch.setattr(tasks.approval_webhook, "apply_async", lambda args, **kw: sent["webhook"].append(args[0]))
-    monkeypatch.setattr(approvals_mod, "send_now", lambda group, kind, msg: sent["notify"].append((group, kind, msg)))
-    return sent
 
 
 def _request(user: Any) -> tuple[ActionRun, ApprovalRequest]:
@@ -64,7 +51,7 @@ def test_a_critical_action_stops_with_a_request_and_its_forensic_preview(
     assert req.forensic_preview["metadata"]["planned_changes"]  # what would change, changed nothing
     group, kind, msg = effects["notify"][0]
     assert group == "role.approver" and kind == "notify"
-    assert msg["href"] == f"/approvals/{req.pk}/" and msg["counts"] == {"approvals": 1}
+    assert msg["href"] == f"/approvals/{req.pk}/" and msg["recount"] == ["approvals"]
     assert effects["webhook"][0]["aios"]["event"] == "requested" and "text" in effects["webhook"][0]
     (event,) = _audit("agents.approval_requested")
     assert event.object_id == str(req.pk) and event.data["run"] == str(run.pk)
@@ -84,7 +71,7 @@ def test_approval_releases_the_run_and_it_succeeds(
     assert event.actor == approver.get_username() and event.data["decision"] == "approve"
     assert event.data["comment"] == "ok, change window"
     assert effects["webhook"][-1]["aios"]["event"] == "decided"
-    assert effects["notify"][-1][2]["counts"] == {"approvals": 0}
+    assert effects["notify"][-1][2]["recount"] == ["approvals"]
 
 
 def test_the_requester_can_never_approve_their_own_request(effects: dict[str, list[Any]]) -> None:
