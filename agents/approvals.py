@@ -10,6 +10,8 @@ deadline denies it. Every request, decision and expiry is audited and traced.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +26,7 @@ from aios_core.access import ADMIN, APPROVER, has_role
 from aios_core.errors import ConflictError
 from aios_core.live import role_group, send_now
 from observability import get_observability
+from observability import tracing as obs_tracing
 from observability.audit import audit_append
 
 log = logging.getLogger(__name__)
@@ -103,6 +106,41 @@ def _preview_on_commit(req: ApprovalRequest) -> None:
     transaction.on_commit(send, robust=True)
 
 
+# --- spans: the human wait -----------------------------------------------------------------------
+
+
+@contextmanager
+def _under_run_trace(run: ActionRun) -> Iterator[None]:
+    """Spans opened inside nest under the run's request span (its trace), wherever we are."""
+    token = None
+    if run.trace_id and run.root_span_id:
+        span_hex = obs_tracing.span_id_hex(run.root_span_id)
+        token = obs_tracing.attach_remote_parent(f"00-{run.trace_id.hex}-{span_hex}-01")
+    try:
+        yield
+    finally:
+        obs_tracing.detach(token)
+
+
+def _wait_span(req: ApprovalRequest, name: str, attributes: dict[str, Any]) -> None:
+    """A kind=approval span in the run's trace from the request's creation to now: its latency is
+    the time the run waited for humans, so the dashboard's approval percentiles are that wait."""
+    run = req.run
+    waited_s = (timezone.now() - req.created_at).total_seconds()
+    with _under_run_trace(run), get_observability().trace_span(name, kind="approval", agent_name=run.agent) as span:
+        span.start_at(req.created_at)
+        span.set_attributes(
+            {
+                "aios.run_id": str(run.pk),
+                "aios.approval_id": str(req.pk),
+                "aios.action": f"{run.agent}.{run.action}",
+                "aios.waited_s": round(waited_s, 3),
+                "aios.approval_status": req.status,
+                **attributes,
+            }
+        )
+
+
 # --- opening a checkpoint ---------------------------------------------------------------------
 
 
@@ -114,7 +152,8 @@ def approval_open(*, run: ActionRun, timeout_s: int) -> ApprovalRequest:
     summary = f"{run.agent}.{run.action}: {description}".strip()
     if run.payload:
         summary += f" Payload: {run.payload}"
-    with get_observability().trace_span("approval.request", agent_name=run.agent, kind="approval") as span:
+    # kind "internal": this span lasts milliseconds, and kind=approval latency is the human wait
+    with get_observability().trace_span("approval.request", agent_name=run.agent, kind="internal") as span:
         req = ApprovalRequest.objects.create(
             run=run,
             requested_by=run.requested_by,
@@ -187,32 +226,30 @@ def approval_decide(*, request: ApprovalRequest, user: Any, approve: bool, comme
     if not approve and not comment:
         raise ValidationError({"comment": "a rejection needs a reason"})
     late: str | None = None
-    with get_observability().trace_span("approval.decide", kind="approval") as span:
-        span.set_attributes({"aios.approval_id": request.pk, "aios.decision": "approve" if approve else "reject"})
-        with transaction.atomic():
-            req = ApprovalRequest.objects.select_for_update().select_related("run").get(pk=request.pk)
-            if approve and req.requested_by_id is not None and req.requested_by_id == user.pk:
-                raise PermissionDenied("you cannot approve your own request: another approver must")
-            if req.status != ApprovalStatus.PENDING:
-                raise ConflictError(f"this request was already {req.status}", status=req.status, approval=req.pk)
-            if req.run.status != RunStatus.AWAITING_APPROVAL:
-                req.status, req.decided_at = ApprovalStatus.CANCELLED, timezone.now()
-                req.save(update_fields=["status", "decided_at"])
-                late = f"the run is {req.run.status}; the request was closed"
-            elif req.expires_at <= timezone.now():
-                _expire(req)
-                late = "this request expired before the decision"
-            else:
-                if req.decisions.filter(approver=user).exists():
-                    raise ConflictError("you already decided on this request", status=req.status, approval=req.pk)
-                _record_decision(req, user, approve, comment, span)
-        if late is not None:
-            raise ConflictError(late, status=req.status, approval=req.pk)
+    with transaction.atomic():
+        req = ApprovalRequest.objects.select_for_update().select_related("run").get(pk=request.pk)
+        if approve and req.requested_by_id is not None and req.requested_by_id == user.pk:
+            raise PermissionDenied("you cannot approve your own request: another approver must")
+        if req.status != ApprovalStatus.PENDING:
+            raise ConflictError(f"this request was already {req.status}", status=req.status, approval=req.pk)
+        if req.run.status != RunStatus.AWAITING_APPROVAL:
+            req.status, req.decided_at = ApprovalStatus.CANCELLED, timezone.now()
+            req.save(update_fields=["status", "decided_at"])
+            late = f"the run is {req.run.status}; the request was closed"
+        elif req.expires_at <= timezone.now():
+            _expire(req)
+            late = "this request expired before the decision"
+        else:
+            if req.decisions.filter(approver=user).exists():
+                raise ConflictError("you already decided on this request", status=req.status, approval=req.pk)
+            _record_decision(req, user, approve, comment)
+    if late is not None:
+        raise ConflictError(late, status=req.status, approval=req.pk)
     request.status, request.decided_at = req.status, req.decided_at
     return req
 
 
-def _record_decision(req: ApprovalRequest, user: Any, approve: bool, comment: str, span: Any) -> None:
+def _record_decision(req: ApprovalRequest, user: Any, approve: bool, comment: str) -> None:
     from agents.services import run_release_after_approval
 
     run = req.run
@@ -227,7 +264,6 @@ def _record_decision(req: ApprovalRequest, user: Any, approve: bool, comment: st
         req.status, req.decided_at = ApprovalStatus.APPROVED, timezone.now()
         req.save(update_fields=["status", "decided_at"])
         run_release_after_approval(run=run)
-    span.set_attributes({"aios.approval_status": req.status, "aios.approvals": approvals})
     waited_s = (timezone.now() - req.created_at).total_seconds()
     audit_append(
         action="agents.approval_decided",
@@ -245,6 +281,10 @@ def _record_decision(req: ApprovalRequest, user: Any, approve: bool, comment: st
         },
         actor=user,
     )
+    # after every write: a refused or failed decision leaves no wait span behind
+    _wait_span(
+        req, "approval.decide", {"aios.decision": "approve" if approve else "reject", "aios.approvals": approvals}
+    )
     verb = {"approved": "approved", "rejected": "rejected"}.get(req.status, f"approved ({approvals}/2)")
     text = f"{_username(user)} {verb} {run.agent}.{run.action}"
     _notify_on_commit(req, text)
@@ -256,15 +296,14 @@ def _record_decision(req: ApprovalRequest, user: Any, approve: bool, comment: st
 
 def _expire(req: ApprovalRequest) -> None:
     """Inside the locked transaction: the deadline passed; the run is denied, never approved."""
-    with get_observability().trace_span("approval.expire", kind="approval") as span:
-        span.set_attributes({"aios.approval_id": req.pk, "aios.run_id": str(req.run_id)})
-        _close(req, ApprovalStatus.EXPIRED, "the approval request expired", None)
-        audit_append(
-            action="agents.approval_expired",
-            object_type="approval",
-            object_id=req.pk,
-            data={"run": str(req.run_id), "action": f"{req.run.agent}.{req.run.action}", "expires_at": req.expires_at},
-        )
+    _close(req, ApprovalStatus.EXPIRED, "the approval request expired", None)
+    audit_append(
+        action="agents.approval_expired",
+        object_type="approval",
+        object_id=req.pk,
+        data={"run": str(req.run_id), "action": f"{req.run.agent}.{req.run.action}", "expires_at": req.expires_at},
+    )
+    _wait_span(req, "approval.expire", {})
     _notify_on_commit(req, f"approval of {req.run.agent}.{req.run.action} expired")
     _webhook_on_commit(req, "expired", f"Approval of {req.run.agent}.{req.run.action} expired.")
 
