@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -62,9 +63,9 @@ def _notify_on_commit(req: ApprovalRequest, toast: str) -> None:
     run = req.run
     message = {
         "toast": toast,
-        "href": f"/approvals/{req.pk}/",
+        "href": f"/approvals/{req.public_id}/",
         "recount": ["approvals"],
-        "approval": {"id": req.pk, "run": str(run.pk), "status": req.status},
+        "approval": {"id": str(req.public_id), "run": str(run.pk), "status": req.status},
     }
     group = _audience(run)
 
@@ -84,9 +85,9 @@ def _webhook_on_commit(req: ApprovalRequest, event: str, text: str) -> None:
         return
     body = {
         "text": text,
-        "aios": {"event": event, "approval": req.pk, "run": str(req.run_id), "status": req.status},
+        "aios": {"event": event, "approval": str(req.public_id), "run": str(req.run_id), "status": req.status},
     }
-    link = f"{settings.AIOS_PUBLIC_URL.rstrip('/')}/approvals/{req.pk}/"
+    link = f"{settings.AIOS_PUBLIC_URL.rstrip('/')}/approvals/{req.public_id}/"
     body["text"] = f"{text} <{link}|Open>"
 
     def send() -> None:
@@ -132,7 +133,7 @@ def _wait_span(req: ApprovalRequest, name: str, attributes: dict[str, Any]) -> N
         span.set_attributes(
             {
                 "aios.run_id": str(run.pk),
-                "aios.approval_id": str(req.pk),
+                "aios.approval_id": str(req.public_id),
                 "aios.action": f"{run.agent}.{run.action}",
                 "aios.waited_s": round(waited_s, 3),
                 "aios.approval_status": req.status,
@@ -163,12 +164,16 @@ def approval_open(*, run: ActionRun, timeout_s: int) -> ApprovalRequest:
             expires_at=timezone.now() + timedelta(seconds=timeout_s),
         )
         span.set_attributes(
-            {"aios.approval_id": req.pk, "aios.run_id": str(run.pk), "aios.action": f"{run.agent}.{run.action}"}
+            {
+                "aios.approval_id": str(req.public_id),
+                "aios.run_id": str(run.pk),
+                "aios.action": f"{run.agent}.{run.action}",
+            }
         )
         audit_append(
             action="agents.approval_requested",
             object_type="approval",
-            object_id=req.pk,
+            object_id=req.public_id,
             data={
                 "run": str(run.pk),
                 "action": f"{run.agent}.{run.action}",
@@ -231,7 +236,9 @@ def approval_decide(*, request: ApprovalRequest, user: Any, approve: bool, comme
         if approve and req.requested_by_id is not None and req.requested_by_id == user.pk:
             raise PermissionDenied("you cannot approve your own request: another approver must")
         if req.status != ApprovalStatus.PENDING:
-            raise ConflictError(f"this request was already {req.status}", status=req.status, approval=req.pk)
+            raise ConflictError(
+                f"this request was already {req.status}", status=req.status, approval=str(req.public_id)
+            )
         if req.run.status != RunStatus.AWAITING_APPROVAL:
             req.status, req.decided_at = ApprovalStatus.CANCELLED, timezone.now()
             req.save(update_fields=["status", "decided_at"])
@@ -241,10 +248,12 @@ def approval_decide(*, request: ApprovalRequest, user: Any, approve: bool, comme
             late = "this request expired before the decision"
         else:
             if req.decisions.filter(approver=user).exists():
-                raise ConflictError("you already decided on this request", status=req.status, approval=req.pk)
+                raise ConflictError(
+                    "you already decided on this request", status=req.status, approval=str(req.public_id)
+                )
             _record_decision(req, user, approve, comment)
     if late is not None:
-        raise ConflictError(late, status=req.status, approval=req.pk)
+        raise ConflictError(late, status=req.status, approval=str(req.public_id))
     request.status, request.decided_at = req.status, req.decided_at
     return req
 
@@ -268,7 +277,7 @@ def _record_decision(req: ApprovalRequest, user: Any, approve: bool, comment: st
     audit_append(
         action="agents.approval_decided",
         object_type="approval",
-        object_id=req.pk,
+        object_id=req.public_id,
         data={
             "run": str(run.pk),
             "action": f"{run.agent}.{run.action}",
@@ -300,7 +309,7 @@ def _expire(req: ApprovalRequest) -> None:
     audit_append(
         action="agents.approval_expired",
         object_type="approval",
-        object_id=req.pk,
+        object_id=req.public_id,
         data={"run": str(req.run_id), "action": f"{req.run.agent}.{req.run.action}", "expires_at": req.expires_at},
     )
     _wait_span(req, "approval.expire", {})
@@ -357,10 +366,11 @@ def approvals_for_user(user: Any, *, status: str | None = None, agent: str | Non
     return qs
 
 
-def get_approval_for_user(user: Any, pk: int) -> ApprovalRequest:
+def get_approval_for_user(user: Any, public_id: UUID) -> ApprovalRequest:
+    """The request named `public_id`, if `user` may see it (404 otherwise)."""
     from django.http import Http404
 
-    req = approvals_for_user(user).filter(pk=pk).first()
+    req = approvals_for_user(user).filter(public_id=public_id).first()
     if req is None:
         raise Http404("no such approval request")
     return req

@@ -262,8 +262,10 @@ class ApprovalStatus(models.TextChoices):
 
 
 class ApprovalRequest(models.Model):
-    """The checkpoint of one run at `awaiting_approval` (see agents/approvals.py)."""
+    """The checkpoint of one run at `awaiting_approval` (see agents/approvals.py). URLs, the API,
+    notifications and the audit log name it by `public_id`; the integer key stays internal."""
 
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     run = models.OneToOneField(ActionRun, on_delete=models.CASCADE, related_name="approval")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

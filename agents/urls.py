@@ -22,5 +22,5 @@ urlpatterns = [
     # approvals (the approvals issue)
     path("approvals/", views.approvals, name="agents-approvals"),
     path("approvals/count/", views.approvals_count, name="agents-approvals-count"),
-    path("approvals/<int:approval_id>/", views.approval_detail, name="agents-approval-detail"),
+    path("approvals/<uuid:approval_id>/", views.approval_detail, name="agents-approval-detail"),
 ]

@@ -281,7 +281,7 @@ def approvals_count(request: HttpRequest) -> JsonResponse:
 
 
 @role_required(APPROVER)
-def approval_detail(request: HttpRequest, approval_id: int) -> HttpResponse:
+def approval_detail(request: HttpRequest, approval_id: UUID) -> HttpResponse:
     """Payload, forensic preview, context and requester; Approve, or Reject with a reason."""
     from agents.approvals import approval_decide, get_approval_for_user
 
@@ -298,14 +298,14 @@ def approval_detail(request: HttpRequest, approval_id: int) -> HttpResponse:
             try:
                 approval_decide(request=req, user=request.user, approve=decision == "approve", comment=comment)
                 messages.success(request, f"Request {req.status}." if req.status != "pending" else "Approval recorded.")
-                return redirect("agents-approval-detail", approval_id=req.pk)
+                return redirect("agents-approval-detail", approval_id=req.public_id)
             except ValidationError as exc:
                 errors, status = exc.message_dict, 422
             except PermissionDenied as exc:
                 errors, status = {"decision": [str(exc)]}, 403
             except ConflictError as exc:
                 messages.error(request, exc.message)
-                return redirect("agents-approval-detail", approval_id=req.pk)
+                return redirect("agents-approval-detail", approval_id=req.public_id)
     req.refresh_from_db()
     run = req.run
     preview = req.forensic_preview or None

@@ -41,7 +41,7 @@ def _assert_waited(span: Span, run: ActionRun, req: ApprovalRequest, seconds: fl
     assert span.kind == "approval" and span.agent == "security"
     assert span.trace_id == run.trace_id and span.parent_span_id == run.root_span_id
     assert span.attributes["aios.run_id"] == str(run.pk)
-    assert span.attributes["aios.approval_id"] == str(req.pk)
+    assert span.attributes["aios.approval_id"] == str(req.public_id)
     assert seconds <= span.attributes["aios.waited_s"] < seconds + 5
     assert abs((span.started_at - req.created_at).total_seconds()) < 0.01  # starts at the request
     assert seconds * 1000 <= span.latency_ms < (seconds + 5) * 1000
