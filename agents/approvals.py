@@ -19,10 +19,18 @@ from uuid import UUID
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from agents.manifest import registry
-from agents.models import ActionRun, ApprovalDecision, ApprovalRequest, ApprovalStatus, RunStatus
+from agents.models import (
+    ActionRun,
+    ApprovalDecision,
+    ApprovalRequest,
+    ApprovalStatus,
+    ApprovalWebhook,
+    RunStatus,
+)
 from aios_core.access import ADMIN, APPROVER, has_role
 from aios_core.errors import ConflictError
 from aios_core.live import role_group, send_now
@@ -31,6 +39,13 @@ from observability import tracing as obs_tracing
 from observability.audit import audit_append
 
 log = logging.getLogger(__name__)
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.05, "interval_step": 0.2, "interval_max": 0.5}
+# The relay re-sends a task that was never queued, or queued this long ago without finishing:
+# previews take at most their action's run timeout; a webhook's retries wait at most
+# WEBHOOK_BACKOFF_MAX_S between attempts, and each attempt refreshes dispatched_at.
+PREVIEW_REDISPATCH_S = 300
+WEBHOOK_REDISPATCH_S = 900
+WEBHOOK_BACKOFF_MAX_S = 300
 
 
 def _username(user: Any) -> str:
@@ -79,32 +94,44 @@ def _notify_on_commit(req: ApprovalRequest, toast: str) -> None:
 
 
 def _webhook_on_commit(req: ApprovalRequest, event: str, text: str) -> None:
-    """Slack-compatible JSON to AIOS_APPROVAL_WEBHOOK_URL, from a retried Celery task."""
-    url = getattr(settings, "AIOS_APPROVAL_WEBHOOK_URL", "")
-    if not url:
+    """Slack-compatible JSON to AIOS_APPROVAL_WEBHOOK_URL: an outbox row written in this
+    transaction, posted by a retried Celery task queued on commit. Never blocks or fails the
+    caller; a broker outage leaves the row for the relay."""
+    if not settings.AIOS_APPROVAL_WEBHOOK_URL:
         return
+    link = f"{settings.AIOS_PUBLIC_URL.rstrip('/')}/approvals/{req.public_id}/"
     body = {
-        "text": text,
+        "text": f"{text} <{link}|Open>",
         "aios": {"event": event, "approval": str(req.public_id), "run": str(req.run_id), "status": req.status},
     }
-    link = f"{settings.AIOS_PUBLIC_URL.rstrip('/')}/approvals/{req.public_id}/"
-    body["text"] = f"{text} <{link}|Open>"
+    hook = ApprovalWebhook.objects.create(request=req, event=event, body=body, dispatched_at=timezone.now())
+    transaction.on_commit(lambda: _queue_webhooks([hook.pk]), robust=True)
 
-    def send() -> None:
-        from agents.tasks import approval_webhook
 
-        approval_webhook.apply_async(args=[body], retry_policy={"max_retries": 1})
+def _queue_webhooks(ids: list[int]) -> None:
+    from agents.tasks import approval_webhook
 
-    transaction.on_commit(send, robust=True)
+    for pk in ids:
+        try:
+            approval_webhook.apply_async(args=[pk], retry_policy=PUBLISH_RETRY)
+        except Exception:  # broker down: the relay re-sends it from the database
+            log.warning("approval webhook %s not queued: left for agents.approvals_relay", pk, exc_info=True)
+            ApprovalWebhook.objects.filter(pk=pk, sent_at__isnull=True).update(dispatched_at=None)
 
 
 def _preview_on_commit(req: ApprovalRequest) -> None:
-    def send() -> None:
-        from agents.tasks import approval_preview
+    transaction.on_commit(lambda: _queue_previews([req.pk]), robust=True)
 
-        approval_preview.apply_async(args=[req.pk], retry_policy={"max_retries": 1})
 
-    transaction.on_commit(send, robust=True)
+def _queue_previews(ids: list[int]) -> None:
+    from agents.tasks import approval_preview
+
+    for pk in ids:
+        try:
+            approval_preview.apply_async(args=[pk], retry_policy=PUBLISH_RETRY)
+        except Exception:  # broker down: the relay re-sends it from the database
+            log.warning("approval preview %s not queued: left for agents.approvals_relay", pk, exc_info=True)
+            ApprovalRequest.objects.filter(pk=pk).update(preview_dispatched_at=None)
 
 
 # --- spans: the human wait -----------------------------------------------------------------------
@@ -162,6 +189,7 @@ def approval_open(*, run: ActionRun, timeout_s: int) -> ApprovalRequest:
             summary=summary[:4000],
             approvals_required=2 if run.approvals_required >= 2 else 1,
             expires_at=timezone.now() + timedelta(seconds=timeout_s),
+            preview_dispatched_at=timezone.now(),
         )
         span.set_attributes(
             {
@@ -341,12 +369,69 @@ def approvals_expire(limit: int = 500) -> dict[str, int]:
         run__status=RunStatus.AWAITING_APPROVAL
     )
     closed = stale.update(status=ApprovalStatus.CANCELLED, decided_at=now)
-    # previews whose task was lost (broker down at request time)
-    for pk in ApprovalRequest.objects.filter(
-        status=ApprovalStatus.PENDING, forensic_preview__isnull=True, created_at__lte=now - timedelta(seconds=60)
-    ).values_list("pk", flat=True)[:20]:
-        approval_preview_attach(request_id=pk)
     return {"expired": expired, "cancelled": closed}
+
+
+# --- the relay (beat): what a broker outage left unsent -------------------------------------------
+
+
+def approvals_relay(limit: int = 200) -> dict[str, int]:
+    """Queue again the preview and webhook tasks that were never queued (broker down at commit)
+    or went missing. Only queues: the work itself runs in those tasks, so a slow preview never
+    holds up this beat task or expiry. Each row is claimed by a conditional UPDATE first, so two
+    relays never queue it twice."""
+    now = timezone.now()
+    previews = _claim(
+        ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING, forensic_preview__isnull=True),
+        "preview_dispatched_at",
+        now - timedelta(seconds=PREVIEW_REDISPATCH_S),
+        now,
+        limit,
+    )
+    hooks = _claim(
+        ApprovalWebhook.objects.filter(sent_at__isnull=True, failed_at__isnull=True),
+        "dispatched_at",
+        now - timedelta(seconds=WEBHOOK_REDISPATCH_S),
+        now,
+        limit,
+    )
+    _queue_previews(previews)
+    _queue_webhooks(hooks)
+    return {"previews": len(previews), "webhooks": len(hooks)}
+
+
+def _claim(qs: Any, field: str, stale_before: Any, now: Any, limit: int) -> list[int]:
+    due = Q(**{f"{field}__isnull": True}) | Q(**{f"{field}__lt": stale_before})
+    claimed = []
+    for pk in qs.filter(due).order_by("pk").values_list("pk", flat=True)[:limit]:
+        if qs.filter(due, pk=pk).update(**{field: now}):
+            claimed.append(pk)
+    return claimed
+
+
+def approval_webhook_send(*, webhook_id: int, last_try: bool) -> str:
+    """One attempt at posting a webhook row: "sent", "retry" (the task retries), "failed" (the
+    last try failed: logged as an error and marked), or "done" (already sent or abandoned).
+    At least once: a worker killed after the POST and before the mark posts it again."""
+    import httpx
+
+    hook = ApprovalWebhook.objects.filter(pk=webhook_id, sent_at__isnull=True, failed_at__isnull=True).first()
+    url = settings.AIOS_APPROVAL_WEBHOOK_URL
+    if hook is None or not url:
+        return "done"
+    ApprovalWebhook.objects.filter(pk=hook.pk).update(dispatched_at=timezone.now(), attempts=F("attempts") + 1)
+    try:
+        httpx.post(url, json=hook.body, timeout=10.0).raise_for_status()
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        if not last_try:
+            ApprovalWebhook.objects.filter(pk=hook.pk).update(last_error=error)
+            return "retry"
+        log.error("approval webhook %s abandoned after %d attempts: %s", hook.pk, hook.attempts + 1, error)
+        ApprovalWebhook.objects.filter(pk=hook.pk).update(last_error=error, failed_at=timezone.now())
+        return "failed"
+    ApprovalWebhook.objects.filter(pk=hook.pk).update(sent_at=timezone.now(), last_error="")
+    return "sent"
 
 
 # --- reads ------------------------------------------------------------------------------------

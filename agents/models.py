@@ -273,6 +273,8 @@ class ApprovalRequest(models.Model):
     risk = models.CharField(max_length=16, default="low")
     summary = models.TextField(blank=True)  # what will happen
     forensic_preview = models.JSONField(null=True, blank=True)  # the forensic run's result; null: not yet
+    # the preview's outbox: when its task was last sent (null: not sent, the relay sends it)
+    preview_dispatched_at = models.DateTimeField(null=True, blank=True)
     approvals_required = models.PositiveSmallIntegerField(default=1, choices=[(1, "1"), (2, "2")])
     status = models.CharField(max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -287,6 +289,34 @@ class ApprovalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"approval of {self.run_id}"
+
+
+class ApprovalWebhook(models.Model):
+    """The outbox of the approval webhook: one row per message, written in the transaction of
+    the event it reports, so a broker outage at commit cannot lose it (agents.approvals_relay
+    re-sends rows whose task was never queued or went missing)."""
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="webhooks")
+    event = models.CharField(max_length=16)  # requested / decided / expired
+    body = models.JSONField()  # Slack-compatible: {"text": ..., "aios": {...}}
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)  # task sent or attempt started; null: not sent
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)  # gave up after the last retry
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["dispatched_at"],
+                name="agents_webhook_unsent",
+                condition=Q(sent_at__isnull=True, failed_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} webhook of {self.request_id}"
 
 
 class ApprovalDecision(models.Model):

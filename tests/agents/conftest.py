@@ -41,7 +41,12 @@ def effects(no_broker: list[str], monkeypatch: pytest.MonkeyPatch, settings: Any
     sent: dict[str, list[Any]] = {"notify": [], "webhook": []}
     settings.AIOS_APPROVAL_WEBHOOK_URL = "http://hooks.invalid/approvals"
     monkeypatch.setattr(tasks.approval_preview, "apply_async", lambda args, **kw: tasks.approval_preview.run(*args))
-    monkeypatch.setattr(tasks.approval_webhook, "apply_async", lambda args, **kw: sent["webhook"].append(args[0]))
+    from agents.models import ApprovalWebhook
+
+    def webhook(args: list[int], **kw: Any) -> None:
+        sent["webhook"].append(ApprovalWebhook.objects.get(pk=args[0]).body)
+
+    monkeypatch.setattr(tasks.approval_webhook, "apply_async", webhook)
     monkeypatch.setattr(approvals_mod, "send_now", lambda group, kind, msg: sent["notify"].append((group, kind, msg)))
     return sent
 
