@@ -335,3 +335,53 @@ class ApprovalDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision} by {self.approver_id}"
+
+
+# --- schedules ---------------------------------------------------------------------------------
+
+
+class Schedule(models.Model):
+    """A periodic action or workflow (agents/schedules.py). Beat fires the django-celery-beat
+    PeriodicTask it wraps, whose kwargs name only this row's UUID; each firing re-checks that
+    the owner may still run the target, and skips (flagged on the page) when not."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    agent = models.CharField(max_length=64, blank=True)  # an action (agent, action, payload) ...
+    action = models.CharField(max_length=64, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    workflow = models.CharField(max_length=100, blank=True)  # ... or a workflow of the manifest
+    forensic = models.BooleanField(default=False)
+    every_s = models.PositiveIntegerField(null=True, blank=True)  # an interval, or
+    crontab = models.CharField(max_length=100, blank=True)  # "minute hour day-of-month month day-of-week" (UTC)
+    enabled = models.BooleanField(default=True)
+    # runs on the owner's behalf (the last person who saved it); null: the account was deleted
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_ref = models.CharField(max_length=64, blank=True)  # the run or workflow it started
+    skipped_at = models.DateTimeField(null=True, blank=True)  # set while firings are being skipped
+    skip_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(every_s__isnull=False) & Q(crontab="")) | (Q(every_s__isnull=True) & ~Q(crontab="")),
+                name="agents_schedule_one_timing",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def target(self) -> str:
+        return f"workflow:{self.workflow}" if self.workflow else f"{self.agent}.{self.action}"
+
+    @property
+    def timing(self) -> str:
+        return f"every {self.every_s} s" if self.every_s else f"cron {self.crontab} (UTC)"

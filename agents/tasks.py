@@ -33,27 +33,12 @@ def sweep_leases() -> dict[str, int]:
     return runs_sweep()
 
 
-def _user(user_id: int | None) -> Any:
-    from django.contrib.auth import get_user_model
+@shared_task(name="agents.scheduled_run")
+def scheduled_run(schedule_id: str) -> str:
+    """A beat firing of a Schedule: starts its run or workflow as the owner, or skips."""
+    from agents.schedules import schedule_fire
 
-    return get_user_model().objects.filter(pk=user_id, is_active=True).first() if user_id else None
-
-
-@shared_task(name="agents.scheduled_action")
-def scheduled_action(
-    agent: str, action: str, payload: dict[str, Any], forensic: bool = False, user_id: int | None = None
-) -> str:
-    from agents.services import run_request
-
-    run, _ = run_request(agent=agent, action=action, payload=payload, user=_user(user_id), forensic=forensic)
-    return str(run.pk)
-
-
-@shared_task(name="agents.scheduled_workflow")
-def scheduled_workflow(name: str, forensic: bool = False, user_id: int | None = None) -> str:
-    from agents.services import workflow_start
-
-    return str(workflow_start(user=_user(user_id), name=name, forensic=forensic).pk)
+    return schedule_fire(schedule_id=UUID(schedule_id))
 
 
 # --- approvals (issue 6) -------------------------------------------------------------------------

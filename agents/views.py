@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from agents import schedules as scheduling
 from agents import selectors, services
 from agents.forms import RunActionForm, ScheduleForm, WorkflowStartForm
 from agents.manifest import registry
@@ -187,56 +188,73 @@ def workflow_resume(request: HttpRequest, workflow_id: UUID) -> HttpResponse:
 def _schedule_targets(request: HttpRequest) -> list[str]:
     hidden = selectors.hidden_agents_for(request.user)
     actions = [s.key for s in registry.all_actions() if s.agent not in hidden]
-    return [f"workflow:{n}" for n in sorted(registry.workflows)] + sorted(actions)
+    workflows = [n for n, w in registry.workflows.items() if not any(s.agent in hidden for s in w.steps)]
+    return [f"workflow:{n}" for n in sorted(workflows)] + sorted(actions)
 
 
 @role_required(VIEWER)
 def schedules(request: HttpRequest) -> HttpResponse:
     """Periodic actions and workflows (django-celery-beat), managed here."""
-    from django_celery_beat.models import PeriodicTask
-
     form = ScheduleForm(request.POST or None, targets=_schedule_targets(request))
     if request.method == "POST":
         if not has_role(request.user, OPERATOR):
-            return render(request, "403.html", status=403)
+            raise PermissionDenied("Managing schedules needs the operator role.")
         if form.is_valid():
-            data, target = form.cleaned_data, form.cleaned_data["target"]
-            kind = (
-                {"workflow": target.removeprefix("workflow:")}
-                if target.startswith("workflow:")
-                else dict(zip(("agent", "action"), target.split(".", 1), strict=True))
-            )
             try:
-                services.schedule_create(
-                    user=request.user,
-                    name=data["name"],
-                    every_s=data["every_s"],
-                    payload=data["payload"],
-                    forensic=data["forensic"],
-                    **kind,
-                )
+                scheduling.schedule_create(user=request.user, spec=form.spec())
                 messages.success(request, "Schedule created.")
                 return redirect("agents-schedules")
             except ValidationError as exc:
-                for field, errs in exc.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errs)
-    rows = PeriodicTask.objects.filter(name__startswith=services.SCHEDULE_PREFIX).select_related("interval")
+                form.apply_service_errors(exc)
     return render(
         request,
         "agents/schedules.html",
-        {"schedules": rows, "form": form, "can_operate": has_role(request.user, OPERATOR)},
+        {
+            "schedules": scheduling.schedules_for_user(request.user),
+            "form": form,
+            "can_operate": has_role(request.user, OPERATOR),
+        },
     )
 
 
 @role_required(OPERATOR)
-@require_POST
-def schedule_delete(request: HttpRequest, schedule_id: int) -> HttpResponse:
-    from django_celery_beat.models import PeriodicTask
+def schedule_edit(request: HttpRequest, schedule_id: UUID) -> HttpResponse:
+    schedule = scheduling.get_schedule_for_user(request.user, schedule_id)
+    initial = ScheduleForm.initial_for(schedule)
+    form = ScheduleForm(request.POST or None, initial=initial, targets=_schedule_targets(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            scheduling.schedule_update(schedule=schedule, user=request.user, spec=form.spec())
+            messages.success(request, f"Schedule saved; it now runs as {request.user.get_username()}.")
+            return redirect("agents-schedules")
+        except ValidationError as exc:
+            form.apply_service_errors(exc)
+    return render(request, "agents/schedule_edit.html", {"schedule": schedule, "form": form})
 
-    schedule = PeriodicTask.objects.filter(pk=schedule_id, name__startswith=services.SCHEDULE_PREFIX).first()
-    if schedule is None:
-        raise Http404("no such schedule")
-    services.schedule_delete(schedule=schedule, user=request.user)
+
+@role_required(OPERATOR)
+@require_POST
+def schedule_pause(request: HttpRequest, schedule_id: UUID) -> HttpResponse:
+    schedule = scheduling.get_schedule_for_user(request.user, schedule_id)
+    scheduling.schedule_set_enabled(schedule=schedule, user=request.user, enabled=False)
+    messages.success(request, f"Schedule {schedule.name} paused.")
+    return redirect("agents-schedules")
+
+
+@role_required(OPERATOR)
+@require_POST
+def schedule_resume(request: HttpRequest, schedule_id: UUID) -> HttpResponse:
+    schedule = scheduling.get_schedule_for_user(request.user, schedule_id)
+    scheduling.schedule_set_enabled(schedule=schedule, user=request.user, enabled=True)
+    messages.success(request, f"Schedule {schedule.name} resumed.")
+    return redirect("agents-schedules")
+
+
+@role_required(OPERATOR)
+@require_POST
+def schedule_delete(request: HttpRequest, schedule_id: UUID) -> HttpResponse:
+    schedule = scheduling.get_schedule_for_user(request.user, schedule_id)
+    scheduling.schedule_delete(schedule=schedule, user=request.user)
     messages.success(request, "Schedule deleted.")
     return redirect("agents-schedules")
 
