@@ -26,6 +26,8 @@ def home(request: HttpRequest) -> HttpResponse:
     status, agent = request.GET.get("status") or None, request.GET.get("agent") or None
     qs = selectors.runs_for_user(request.user, status=status, agent=agent)
     rows, nxt = paginate(qs, cursor=request.GET.get("cursor"), limit=50)
+    if request.GET.get("partial"):  # the rows alone, for the live page's re-read
+        return render(request, "agents/_run_rows.html", {"runs": rows})
     hidden = selectors.hidden_agents_for(request.user)
     return render(
         request,

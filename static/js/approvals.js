@@ -12,7 +12,10 @@
     url.searchParams.set("partial", "1");
     fetch(url, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
       .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
-      .then((html) => { box.innerHTML = html; })
+      .then((html) => {
+        box.innerHTML = html;
+        if (window.aiosFormat) window.aiosFormat.localizeTimes(box);
+      })
       .catch((e) => console.warn("approvals reload failed", e));
   }
 
