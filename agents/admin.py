@@ -106,7 +106,17 @@ class ApprovalDecisionInline(admin.TabularInline):
 class ApprovalRequestAdmin(admin.ModelAdmin):
     """Read-only: decisions are made on /approvals/ (the service enforces four-eyes and audits)."""
 
-    list_display = ["id", "run", "requested_by", "risk", "approvals_required", "status", "created_at", "expires_at"]
+    list_display = [
+        "public_id",
+        "run",
+        "requested_by",
+        "risk",
+        "approvals_required",
+        "status",
+        "created_at",
+        "expires_at",
+    ]
+    search_fields = ["=public_id"]
     list_filter = ["status", "risk"]
     inlines = [ApprovalDecisionInline]
 

@@ -263,7 +263,7 @@ class ApprovalDecisionOut(Schema):
 
 
 class ApprovalOut(Schema):
-    id: int
+    id: UUID
     run: UUID
     agent: str
     action: str
@@ -278,6 +278,10 @@ class ApprovalOut(Schema):
     expires_at: datetime
     decided_at: datetime | None
     decisions: list[ApprovalDecisionOut]
+
+    @staticmethod
+    def resolve_id(obj: Any) -> UUID:
+        return obj.public_id
 
     @staticmethod
     def resolve_run(obj: Any) -> UUID:
@@ -327,7 +331,7 @@ def approvals_list(
 
 
 @router.get("/approvals/{approval_id}", response=ApprovalOut)
-def approvals_detail(request: HttpRequest, approval_id: int) -> Any:
+def approvals_detail(request: HttpRequest, approval_id: UUID) -> Any:
     from agents.approvals import get_approval_for_user
 
     require_role(request, APPROVER)
@@ -335,7 +339,7 @@ def approvals_detail(request: HttpRequest, approval_id: int) -> Any:
 
 
 @router.post("/approvals/{approval_id}/decide", response=ApprovalOut)
-def approvals_decide(request: HttpRequest, approval_id: int, payload: DecideIn) -> Any:
+def approvals_decide(request: HttpRequest, approval_id: UUID, payload: DecideIn) -> Any:
     """Approve or reject (a reason is required to reject: 422). 409 if already decided or expired;
     403 for your own request or without the approver role."""
     from agents.approvals import approval_decide, get_approval_for_user

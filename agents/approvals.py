@@ -10,49 +10,83 @@ deadline denies it. Every request, decision and expiry is audited and traced.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from agents.manifest import registry
-from agents.models import ActionRun, ApprovalDecision, ApprovalRequest, ApprovalStatus, RunStatus
-from aios_core.access import APPROVER, has_role
+from agents.models import (
+    ActionRun,
+    ApprovalDecision,
+    ApprovalRequest,
+    ApprovalStatus,
+    ApprovalWebhook,
+    RunStatus,
+)
+from aios_core.access import ADMIN, APPROVER, has_role
 from aios_core.errors import ConflictError
 from aios_core.live import role_group, send_now
 from observability import get_observability
+from observability import tracing as obs_tracing
 from observability.audit import audit_append
 
 log = logging.getLogger(__name__)
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.05, "interval_step": 0.2, "interval_max": 0.5}
+# The relay re-sends a task that was never queued, or queued this long ago without finishing:
+# previews take at most their action's run timeout; a webhook's retries wait at most
+# WEBHOOK_BACKOFF_MAX_S between attempts, and each attempt refreshes dispatched_at.
+PREVIEW_REDISPATCH_S = 300
+WEBHOOK_REDISPATCH_S = 900
+WEBHOOK_BACKOFF_MAX_S = 300
 
 
 def _username(user: Any) -> str:
     return user.get_username() if user is not None else "system"
 
 
-def pending_count() -> int:
-    return ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING).count()
+def waiting_count_for(user: Any) -> int:
+    """Pending requests waiting for `user`'s decision (the navigation badge): those they may see
+    (admin-only agents for admins only), did not request themselves and have not decided on yet.
+    One query once the user's roles are loaded."""
+    if not has_role(user, APPROVER):
+        return 0
+    pending = approvals_for_user(user, status=ApprovalStatus.PENDING)
+    return pending.exclude(requested_by=user).exclude(decisions__approver=user).count()
 
 
 # --- on-commit effects: toasts, webhook, preview ---------------------------------------------------
 
 
+def _audience(run: ActionRun) -> str:
+    """The role group told about a request: approvers, or only admins for admin-only agents."""
+    agent = registry.agents.get(run.agent)
+    return role_group(ADMIN) if agent is not None and agent.admin_only else role_group(APPROVER)
+
+
 def _notify_on_commit(req: ApprovalRequest, toast: str) -> None:
-    """A toast and the live queue count for every approver, once committed (best effort)."""
+    """A toast for the approvers who may see the request, once committed (best effort). The
+    badge count differs per person (own requests, admin-only agents), so the message only asks
+    each browser to re-read its own count (`recount`)."""
     run = req.run
     message = {
         "toast": toast,
-        "href": f"/approvals/{req.pk}/",
-        "counts": {"approvals": pending_count()},
-        "approval": {"id": req.pk, "run": str(run.pk), "status": req.status},
+        "href": f"/approvals/{req.public_id}/",
+        "recount": ["approvals"],
+        "approval": {"id": str(req.public_id), "run": str(run.pk), "status": req.status},
     }
+    group = _audience(run)
 
     def send() -> None:
         try:
-            send_now(role_group(APPROVER), "notify", message)
+            send_now(group, "notify", message)
         except Exception:  # the channel layer is at-most-once; pages re-read the DB
             log.warning("approval notification not sent", exc_info=True)
 
@@ -60,32 +94,79 @@ def _notify_on_commit(req: ApprovalRequest, toast: str) -> None:
 
 
 def _webhook_on_commit(req: ApprovalRequest, event: str, text: str) -> None:
-    """Slack-compatible JSON to AIOS_APPROVAL_WEBHOOK_URL, from a retried Celery task."""
-    url = getattr(settings, "AIOS_APPROVAL_WEBHOOK_URL", "")
-    if not url:
+    """Slack-compatible JSON to AIOS_APPROVAL_WEBHOOK_URL: an outbox row written in this
+    transaction, posted by a retried Celery task queued on commit. Never blocks or fails the
+    caller; a broker outage leaves the row for the relay."""
+    if not settings.AIOS_APPROVAL_WEBHOOK_URL:
         return
+    link = f"{settings.AIOS_PUBLIC_URL.rstrip('/')}/approvals/{req.public_id}/"
     body = {
-        "text": text,
-        "aios": {"event": event, "approval": req.pk, "run": str(req.run_id), "status": req.status},
+        "text": f"{text} <{link}|Open>",
+        "aios": {"event": event, "approval": str(req.public_id), "run": str(req.run_id), "status": req.status},
     }
-    link = f"{settings.AIOS_PUBLIC_URL.rstrip('/')}/approvals/{req.pk}/"
-    body["text"] = f"{text} <{link}|Open>"
+    hook = ApprovalWebhook.objects.create(request=req, event=event, body=body, dispatched_at=timezone.now())
+    transaction.on_commit(lambda: _queue_webhooks([hook.pk]), robust=True)
 
-    def send() -> None:
-        from agents.tasks import approval_webhook
 
-        approval_webhook.apply_async(args=[body], retry_policy={"max_retries": 1})
+def _queue_webhooks(ids: list[int]) -> None:
+    from agents.tasks import approval_webhook
 
-    transaction.on_commit(send, robust=True)
+    for pk in ids:
+        try:
+            approval_webhook.apply_async(args=[pk], retry_policy=PUBLISH_RETRY)
+        except Exception:  # broker down: the relay re-sends it from the database
+            log.warning("approval webhook %s not queued: left for agents.approvals_relay", pk, exc_info=True)
+            ApprovalWebhook.objects.filter(pk=pk, sent_at__isnull=True).update(dispatched_at=None)
 
 
 def _preview_on_commit(req: ApprovalRequest) -> None:
-    def send() -> None:
-        from agents.tasks import approval_preview
+    transaction.on_commit(lambda: _queue_previews([req.pk]), robust=True)
 
-        approval_preview.apply_async(args=[req.pk], retry_policy={"max_retries": 1})
 
-    transaction.on_commit(send, robust=True)
+def _queue_previews(ids: list[int]) -> None:
+    from agents.tasks import approval_preview
+
+    for pk in ids:
+        try:
+            approval_preview.apply_async(args=[pk], retry_policy=PUBLISH_RETRY)
+        except Exception:  # broker down: the relay re-sends it from the database
+            log.warning("approval preview %s not queued: left for agents.approvals_relay", pk, exc_info=True)
+            ApprovalRequest.objects.filter(pk=pk).update(preview_dispatched_at=None)
+
+
+# --- spans: the human wait -----------------------------------------------------------------------
+
+
+@contextmanager
+def _under_run_trace(run: ActionRun) -> Iterator[None]:
+    """Spans opened inside nest under the run's request span (its trace), wherever we are."""
+    token = None
+    if run.trace_id and run.root_span_id:
+        span_hex = obs_tracing.span_id_hex(run.root_span_id)
+        token = obs_tracing.attach_remote_parent(f"00-{run.trace_id.hex}-{span_hex}-01")
+    try:
+        yield
+    finally:
+        obs_tracing.detach(token)
+
+
+def _wait_span(req: ApprovalRequest, name: str, attributes: dict[str, Any]) -> None:
+    """A kind=approval span in the run's trace from the request's creation to now: its latency is
+    the time the run waited for humans, so the dashboard's approval percentiles are that wait."""
+    run = req.run
+    waited_s = (timezone.now() - req.created_at).total_seconds()
+    with _under_run_trace(run), get_observability().trace_span(name, kind="approval", agent_name=run.agent) as span:
+        span.start_at(req.created_at)
+        span.set_attributes(
+            {
+                "aios.run_id": str(run.pk),
+                "aios.approval_id": str(req.public_id),
+                "aios.action": f"{run.agent}.{run.action}",
+                "aios.waited_s": round(waited_s, 3),
+                "aios.approval_status": req.status,
+                **attributes,
+            }
+        )
 
 
 # --- opening a checkpoint ---------------------------------------------------------------------
@@ -99,7 +180,8 @@ def approval_open(*, run: ActionRun, timeout_s: int) -> ApprovalRequest:
     summary = f"{run.agent}.{run.action}: {description}".strip()
     if run.payload:
         summary += f" Payload: {run.payload}"
-    with get_observability().trace_span("approval.request", agent_name=run.agent, kind="approval") as span:
+    # kind "internal": this span lasts milliseconds, and kind=approval latency is the human wait
+    with get_observability().trace_span("approval.request", agent_name=run.agent, kind="internal") as span:
         req = ApprovalRequest.objects.create(
             run=run,
             requested_by=run.requested_by,
@@ -107,14 +189,19 @@ def approval_open(*, run: ActionRun, timeout_s: int) -> ApprovalRequest:
             summary=summary[:4000],
             approvals_required=2 if run.approvals_required >= 2 else 1,
             expires_at=timezone.now() + timedelta(seconds=timeout_s),
+            preview_dispatched_at=timezone.now(),
         )
         span.set_attributes(
-            {"aios.approval_id": req.pk, "aios.run_id": str(run.pk), "aios.action": f"{run.agent}.{run.action}"}
+            {
+                "aios.approval_id": str(req.public_id),
+                "aios.run_id": str(run.pk),
+                "aios.action": f"{run.agent}.{run.action}",
+            }
         )
         audit_append(
             action="agents.approval_requested",
             object_type="approval",
-            object_id=req.pk,
+            object_id=req.public_id,
             data={
                 "run": str(run.pk),
                 "action": f"{run.agent}.{run.action}",
@@ -172,32 +259,34 @@ def approval_decide(*, request: ApprovalRequest, user: Any, approve: bool, comme
     if not approve and not comment:
         raise ValidationError({"comment": "a rejection needs a reason"})
     late: str | None = None
-    with get_observability().trace_span("approval.decide", kind="approval") as span:
-        span.set_attributes({"aios.approval_id": request.pk, "aios.decision": "approve" if approve else "reject"})
-        with transaction.atomic():
-            req = ApprovalRequest.objects.select_for_update().select_related("run").get(pk=request.pk)
-            if approve and req.requested_by_id is not None and req.requested_by_id == user.pk:
-                raise PermissionDenied("you cannot approve your own request: another approver must")
-            if req.status != ApprovalStatus.PENDING:
-                raise ConflictError(f"this request was already {req.status}", status=req.status, approval=req.pk)
-            if req.run.status != RunStatus.AWAITING_APPROVAL:
-                req.status, req.decided_at = ApprovalStatus.CANCELLED, timezone.now()
-                req.save(update_fields=["status", "decided_at"])
-                late = f"the run is {req.run.status}; the request was closed"
-            elif req.expires_at <= timezone.now():
-                _expire(req)
-                late = "this request expired before the decision"
-            else:
-                if req.decisions.filter(approver=user).exists():
-                    raise ConflictError("you already decided on this request", status=req.status, approval=req.pk)
-                _record_decision(req, user, approve, comment, span)
-        if late is not None:
-            raise ConflictError(late, status=req.status, approval=req.pk)
+    with transaction.atomic():
+        req = ApprovalRequest.objects.select_for_update().select_related("run").get(pk=request.pk)
+        if approve and req.requested_by_id is not None and req.requested_by_id == user.pk:
+            raise PermissionDenied("you cannot approve your own request: another approver must")
+        if req.status != ApprovalStatus.PENDING:
+            raise ConflictError(
+                f"this request was already {req.status}", status=req.status, approval=str(req.public_id)
+            )
+        if req.run.status != RunStatus.AWAITING_APPROVAL:
+            req.status, req.decided_at = ApprovalStatus.CANCELLED, timezone.now()
+            req.save(update_fields=["status", "decided_at"])
+            late = f"the run is {req.run.status}; the request was closed"
+        elif req.expires_at <= timezone.now():
+            _expire(req)
+            late = "this request expired before the decision"
+        else:
+            if req.decisions.filter(approver=user).exists():
+                raise ConflictError(
+                    "you already decided on this request", status=req.status, approval=str(req.public_id)
+                )
+            _record_decision(req, user, approve, comment)
+    if late is not None:
+        raise ConflictError(late, status=req.status, approval=str(req.public_id))
     request.status, request.decided_at = req.status, req.decided_at
     return req
 
 
-def _record_decision(req: ApprovalRequest, user: Any, approve: bool, comment: str, span: Any) -> None:
+def _record_decision(req: ApprovalRequest, user: Any, approve: bool, comment: str) -> None:
     from agents.services import run_release_after_approval
 
     run = req.run
@@ -212,12 +301,11 @@ def _record_decision(req: ApprovalRequest, user: Any, approve: bool, comment: st
         req.status, req.decided_at = ApprovalStatus.APPROVED, timezone.now()
         req.save(update_fields=["status", "decided_at"])
         run_release_after_approval(run=run)
-    span.set_attributes({"aios.approval_status": req.status, "aios.approvals": approvals})
     waited_s = (timezone.now() - req.created_at).total_seconds()
     audit_append(
         action="agents.approval_decided",
         object_type="approval",
-        object_id=req.pk,
+        object_id=req.public_id,
         data={
             "run": str(run.pk),
             "action": f"{run.agent}.{run.action}",
@@ -230,6 +318,10 @@ def _record_decision(req: ApprovalRequest, user: Any, approve: bool, comment: st
         },
         actor=user,
     )
+    # after every write: a refused or failed decision leaves no wait span behind
+    _wait_span(
+        req, "approval.decide", {"aios.decision": "approve" if approve else "reject", "aios.approvals": approvals}
+    )
     verb = {"approved": "approved", "rejected": "rejected"}.get(req.status, f"approved ({approvals}/2)")
     text = f"{_username(user)} {verb} {run.agent}.{run.action}"
     _notify_on_commit(req, text)
@@ -241,15 +333,14 @@ def _record_decision(req: ApprovalRequest, user: Any, approve: bool, comment: st
 
 def _expire(req: ApprovalRequest) -> None:
     """Inside the locked transaction: the deadline passed; the run is denied, never approved."""
-    with get_observability().trace_span("approval.expire", kind="approval") as span:
-        span.set_attributes({"aios.approval_id": req.pk, "aios.run_id": str(req.run_id)})
-        _close(req, ApprovalStatus.EXPIRED, "the approval request expired", None)
-        audit_append(
-            action="agents.approval_expired",
-            object_type="approval",
-            object_id=req.pk,
-            data={"run": str(req.run_id), "action": f"{req.run.agent}.{req.run.action}", "expires_at": req.expires_at},
-        )
+    _close(req, ApprovalStatus.EXPIRED, "the approval request expired", None)
+    audit_append(
+        action="agents.approval_expired",
+        object_type="approval",
+        object_id=req.public_id,
+        data={"run": str(req.run_id), "action": f"{req.run.agent}.{req.run.action}", "expires_at": req.expires_at},
+    )
+    _wait_span(req, "approval.expire", {})
     _notify_on_commit(req, f"approval of {req.run.agent}.{req.run.action} expired")
     _webhook_on_commit(req, "expired", f"Approval of {req.run.agent}.{req.run.action} expired.")
 
@@ -278,12 +369,69 @@ def approvals_expire(limit: int = 500) -> dict[str, int]:
         run__status=RunStatus.AWAITING_APPROVAL
     )
     closed = stale.update(status=ApprovalStatus.CANCELLED, decided_at=now)
-    # previews whose task was lost (broker down at request time)
-    for pk in ApprovalRequest.objects.filter(
-        status=ApprovalStatus.PENDING, forensic_preview__isnull=True, created_at__lte=now - timedelta(seconds=60)
-    ).values_list("pk", flat=True)[:20]:
-        approval_preview_attach(request_id=pk)
     return {"expired": expired, "cancelled": closed}
+
+
+# --- the relay (beat): what a broker outage left unsent -------------------------------------------
+
+
+def approvals_relay(limit: int = 200) -> dict[str, int]:
+    """Queue again the preview and webhook tasks that were never queued (broker down at commit)
+    or went missing. Only queues: the work itself runs in those tasks, so a slow preview never
+    holds up this beat task or expiry. Each row is claimed by a conditional UPDATE first, so two
+    relays never queue it twice."""
+    now = timezone.now()
+    previews = _claim(
+        ApprovalRequest.objects.filter(status=ApprovalStatus.PENDING, forensic_preview__isnull=True),
+        "preview_dispatched_at",
+        now - timedelta(seconds=PREVIEW_REDISPATCH_S),
+        now,
+        limit,
+    )
+    hooks = _claim(
+        ApprovalWebhook.objects.filter(sent_at__isnull=True, failed_at__isnull=True),
+        "dispatched_at",
+        now - timedelta(seconds=WEBHOOK_REDISPATCH_S),
+        now,
+        limit,
+    )
+    _queue_previews(previews)
+    _queue_webhooks(hooks)
+    return {"previews": len(previews), "webhooks": len(hooks)}
+
+
+def _claim(qs: Any, field: str, stale_before: Any, now: Any, limit: int) -> list[int]:
+    due = Q(**{f"{field}__isnull": True}) | Q(**{f"{field}__lt": stale_before})
+    claimed = []
+    for pk in qs.filter(due).order_by("pk").values_list("pk", flat=True)[:limit]:
+        if qs.filter(due, pk=pk).update(**{field: now}):
+            claimed.append(pk)
+    return claimed
+
+
+def approval_webhook_send(*, webhook_id: int, last_try: bool) -> str:
+    """One attempt at posting a webhook row: "sent", "retry" (the task retries), "failed" (the
+    last try failed: logged as an error and marked), or "done" (already sent or abandoned).
+    At least once: a worker killed after the POST and before the mark posts it again."""
+    import httpx
+
+    hook = ApprovalWebhook.objects.filter(pk=webhook_id, sent_at__isnull=True, failed_at__isnull=True).first()
+    url = settings.AIOS_APPROVAL_WEBHOOK_URL
+    if hook is None or not url:
+        return "done"
+    ApprovalWebhook.objects.filter(pk=hook.pk).update(dispatched_at=timezone.now(), attempts=F("attempts") + 1)
+    try:
+        httpx.post(url, json=hook.body, timeout=10.0).raise_for_status()
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        if not last_try:
+            ApprovalWebhook.objects.filter(pk=hook.pk).update(last_error=error)
+            return "retry"
+        log.error("approval webhook %s abandoned after %d attempts: %s", hook.pk, hook.attempts + 1, error)
+        ApprovalWebhook.objects.filter(pk=hook.pk).update(last_error=error, failed_at=timezone.now())
+        return "failed"
+    ApprovalWebhook.objects.filter(pk=hook.pk).update(sent_at=timezone.now(), last_error="")
+    return "sent"
 
 
 # --- reads ------------------------------------------------------------------------------------
@@ -303,10 +451,11 @@ def approvals_for_user(user: Any, *, status: str | None = None, agent: str | Non
     return qs
 
 
-def get_approval_for_user(user: Any, pk: int) -> ApprovalRequest:
+def get_approval_for_user(user: Any, public_id: UUID) -> ApprovalRequest:
+    """The request named `public_id`, if `user` may see it (404 otherwise)."""
     from django.http import Http404
 
-    req = approvals_for_user(user).filter(pk=pk).first()
+    req = approvals_for_user(user).filter(public_id=public_id).first()
     if req is None:
         raise Http404("no such approval request")
     return req

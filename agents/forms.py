@@ -107,12 +107,31 @@ class ScheduleForm(forms.Form):
     payload = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3}), initial="{}", help_text="JSON payload for an action."
     )
-    every_s = forms.IntegerField(min_value=10, initial=3600, label="Every (seconds)")
+    every_s = forms.IntegerField(
+        required=False, min_value=10, initial=3600, label="Every (seconds)", help_text="An interval, or:"
+    )
+    crontab = forms.CharField(
+        required=False,
+        max_length=100,
+        label="Crontab (UTC)",
+        help_text="minute hour day-of-month month day-of-week, e.g. 0 3 * * 1-5 (leave the interval empty).",
+    )
     forensic = forms.BooleanField(required=False, label="Forensic (read-only)")
 
     def __init__(self, *args: Any, targets: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["target"].choices = [(t, t) for t in targets]
+
+    @classmethod
+    def initial_for(cls, schedule: Any) -> dict[str, Any]:
+        return {
+            "name": schedule.name,
+            "target": schedule.target,
+            "payload": json.dumps(schedule.payload),
+            "every_s": schedule.every_s,
+            "crontab": schedule.crontab,
+            "forensic": schedule.forensic,
+        }
 
     def clean_payload(self) -> Any:
         raw = self.cleaned_data.get("payload") or "{}"
@@ -123,3 +142,23 @@ class ScheduleForm(forms.Form):
         if not isinstance(value, dict):
             raise ValidationError("Must be a JSON object.")
         return value
+
+    def spec(self) -> Any:
+        from agents.schedules import ScheduleSpec
+
+        data = self.cleaned_data
+        return ScheduleSpec(
+            name=data["name"],
+            target=data["target"],
+            payload=data["payload"],
+            forensic=data["forensic"],
+            every_s=data["every_s"],
+            crontab=data["crontab"],
+        )
+
+    def apply_service_errors(self, exc: ValidationError) -> None:
+        for field, messages in exc.message_dict.items():
+            if field.startswith("payload."):
+                self.add_error("payload", [f"{field.removeprefix('payload.')}: {m}" for m in messages])
+            else:
+                self.add_error(field if field in self.fields else None, messages)

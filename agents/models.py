@@ -262,8 +262,10 @@ class ApprovalStatus(models.TextChoices):
 
 
 class ApprovalRequest(models.Model):
-    """The checkpoint of one run at `awaiting_approval` (see agents/approvals.py)."""
+    """The checkpoint of one run at `awaiting_approval` (see agents/approvals.py). URLs, the API,
+    notifications and the audit log name it by `public_id`; the integer key stays internal."""
 
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     run = models.OneToOneField(ActionRun, on_delete=models.CASCADE, related_name="approval")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -271,6 +273,8 @@ class ApprovalRequest(models.Model):
     risk = models.CharField(max_length=16, default="low")
     summary = models.TextField(blank=True)  # what will happen
     forensic_preview = models.JSONField(null=True, blank=True)  # the forensic run's result; null: not yet
+    # the preview's outbox: when its task was last sent (null: not sent, the relay sends it)
+    preview_dispatched_at = models.DateTimeField(null=True, blank=True)
     approvals_required = models.PositiveSmallIntegerField(default=1, choices=[(1, "1"), (2, "2")])
     status = models.CharField(max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -285,6 +289,34 @@ class ApprovalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"approval of {self.run_id}"
+
+
+class ApprovalWebhook(models.Model):
+    """The outbox of the approval webhook: one row per message, written in the transaction of
+    the event it reports, so a broker outage at commit cannot lose it (agents.approvals_relay
+    re-sends rows whose task was never queued or went missing)."""
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="webhooks")
+    event = models.CharField(max_length=16)  # requested / decided / expired
+    body = models.JSONField()  # Slack-compatible: {"text": ..., "aios": {...}}
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)  # task sent or attempt started; null: not sent
+    attempts = models.PositiveSmallIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)  # gave up after the last retry
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["dispatched_at"],
+                name="agents_webhook_unsent",
+                condition=Q(sent_at__isnull=True, failed_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} webhook of {self.request_id}"
 
 
 class ApprovalDecision(models.Model):
@@ -303,3 +335,53 @@ class ApprovalDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision} by {self.approver_id}"
+
+
+# --- schedules ---------------------------------------------------------------------------------
+
+
+class Schedule(models.Model):
+    """A periodic action or workflow (agents/schedules.py). Beat fires the django-celery-beat
+    PeriodicTask it wraps, whose kwargs name only this row's UUID; each firing re-checks that
+    the owner may still run the target, and skips (flagged on the page) when not."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100, unique=True)
+    agent = models.CharField(max_length=64, blank=True)  # an action (agent, action, payload) ...
+    action = models.CharField(max_length=64, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    workflow = models.CharField(max_length=100, blank=True)  # ... or a workflow of the manifest
+    forensic = models.BooleanField(default=False)
+    every_s = models.PositiveIntegerField(null=True, blank=True)  # an interval, or
+    crontab = models.CharField(max_length=100, blank=True)  # "minute hour day-of-month month day-of-week" (UTC)
+    enabled = models.BooleanField(default=True)
+    # runs on the owner's behalf (the last person who saved it); null: the account was deleted
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_ref = models.CharField(max_length=64, blank=True)  # the run or workflow it started
+    skipped_at = models.DateTimeField(null=True, blank=True)  # set while firings are being skipped
+    skip_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(every_s__isnull=False) & Q(crontab="")) | (Q(every_s__isnull=True) & ~Q(crontab="")),
+                name="agents_schedule_one_timing",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def target(self) -> str:
+        return f"workflow:{self.workflow}" if self.workflow else f"{self.agent}.{self.action}"
+
+    @property
+    def timing(self) -> str:
+        return f"every {self.every_s} s" if self.every_s else f"cron {self.crontab} (UTC)"

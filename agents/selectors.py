@@ -58,15 +58,17 @@ def get_run_for_user(user: Any, run_id: UUID) -> ActionRun:
 
 
 def workflows_for_user(user: Any) -> QuerySet[WorkflowRun]:
+    """Workflows `user` may see: none with a step of an agent hidden from them (jsonb containment)."""
     _require_viewer(user)
-    return WorkflowRun.objects.select_related("requested_by")
+    qs = WorkflowRun.objects.select_related("requested_by")
+    for agent in hidden_agents_for(user):
+        qs = qs.exclude(steps__contains=[{"agent": agent}])
+    return qs
 
 
 def get_workflow_for_user(user: Any, workflow_id: UUID) -> WorkflowRun:
-    _require_viewer(user)
-    wf = WorkflowRun.objects.select_related("requested_by").filter(pk=workflow_id).first()
-    hidden = set(hidden_agents_for(user))
-    if wf is None or any(step["agent"] in hidden for step in wf.steps):
+    wf = workflows_for_user(user).filter(pk=workflow_id).first()
+    if wf is None:
         raise Http404("no such workflow")
     return wf
 

@@ -1,4 +1,4 @@
-"""Writes: requesting, executing, cancelling and retrying runs; workflows; policies; schedules.
+"""Writes: requesting, executing, cancelling and retrying runs; workflows; policies.
 
 Flow 1 of ../shared/DESIGN.md. Services own their transactions; tasks are sent and websocket
 events published only on commit (robustly: a broker or channel-layer outage never fails the
@@ -762,60 +762,3 @@ def policy_set(*, agent: str, action: str, user: Any, **values: Any) -> ActionPo
             actor=user,
         )
     return policy
-
-
-# --- schedules (django-celery-beat) --------------------------------------------------------------
-
-SCHEDULE_PREFIX = "agents: "
-
-
-def schedule_create(
-    *,
-    user: Any,
-    name: str,
-    every_s: int,
-    agent: str = "",
-    action: str = "",
-    payload: Any = None,
-    workflow: str = "",
-    forensic: bool = False,
-) -> Any:
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
-    if every_s < 10:
-        raise ValidationError({"every_s": "at least 10 seconds"})
-    if workflow:
-        if workflow not in registry.workflows:
-            raise ValidationError({"workflow": f"no workflow named {workflow!r}"})
-        task, kwargs = "agents.scheduled_workflow", {"name": workflow, "forensic": forensic, "user_id": user.pk}
-    else:
-        spec = action_spec_for_user(agent=agent, action=action, user=user)
-        data = payload_validate(spec, payload or {}).model_dump(mode="json")
-        task = "agents.scheduled_action"
-        kwargs = {"agent": agent, "action": action, "payload": data, "forensic": forensic, "user_id": user.pk}
-    full_name = f"{SCHEDULE_PREFIX}{name}"[:200]
-    if PeriodicTask.objects.filter(name=full_name).exists():
-        raise ValidationError({"name": "a schedule with this name exists"})
-    with transaction.atomic():
-        interval, _ = IntervalSchedule.objects.get_or_create(every=every_s, period=IntervalSchedule.SECONDS)
-        periodic = PeriodicTask.objects.create(name=full_name, task=task, interval=interval, kwargs=json.dumps(kwargs))
-        audit_append(
-            action="agents.schedule_created",
-            object_type="schedule",
-            object_id=periodic.pk,
-            data={"name": full_name, "task": task, "kwargs": kwargs, "every_s": every_s},
-            actor=user,
-        )
-    return periodic
-
-
-def schedule_delete(*, schedule: Any, user: Any) -> None:
-    with transaction.atomic():
-        audit_append(
-            action="agents.schedule_deleted",
-            object_type="schedule",
-            object_id=schedule.pk,
-            data={"name": schedule.name},
-            actor=user,
-        )
-        schedule.delete()

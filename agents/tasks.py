@@ -33,27 +33,12 @@ def sweep_leases() -> dict[str, int]:
     return runs_sweep()
 
 
-def _user(user_id: int | None) -> Any:
-    from django.contrib.auth import get_user_model
+@shared_task(name="agents.scheduled_run")
+def scheduled_run(schedule_id: str) -> str:
+    """A beat firing of a Schedule: starts its run or workflow as the owner, or skips."""
+    from agents.schedules import schedule_fire
 
-    return get_user_model().objects.filter(pk=user_id, is_active=True).first() if user_id else None
-
-
-@shared_task(name="agents.scheduled_action")
-def scheduled_action(
-    agent: str, action: str, payload: dict[str, Any], forensic: bool = False, user_id: int | None = None
-) -> str:
-    from agents.services import run_request
-
-    run, _ = run_request(agent=agent, action=action, payload=payload, user=_user(user_id), forensic=forensic)
-    return str(run.pk)
-
-
-@shared_task(name="agents.scheduled_workflow")
-def scheduled_workflow(name: str, forensic: bool = False, user_id: int | None = None) -> str:
-    from agents.services import workflow_start
-
-    return str(workflow_start(user=_user(user_id), name=name, forensic=forensic).pk)
+    return schedule_fire(schedule_id=UUID(schedule_id))
 
 
 # --- approvals (issue 6) -------------------------------------------------------------------------
@@ -73,22 +58,22 @@ def approval_preview(request_id: int) -> bool:
     return approval_preview_attach(request_id=request_id)
 
 
-@shared_task(
-    name="agents.approval_webhook",
-    autoretry_for=(Exception,),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
-)
-def approval_webhook(body: dict[str, Any]) -> int:
-    """POST Slack-compatible JSON to AIOS_APPROVAL_WEBHOOK_URL; retried with backoff on failure."""
-    import httpx
-    from django.conf import settings
+@shared_task(name="agents.approvals_relay")
+def approvals_relay() -> dict[str, int]:
+    from agents.approvals import approvals_relay as relay_
 
-    url = settings.AIOS_APPROVAL_WEBHOOK_URL
-    if not url:
-        return 0
-    resp = httpx.post(url, json=body, timeout=10.0)
-    resp.raise_for_status()
-    return resp.status_code
+    return relay_()
+
+
+@shared_task(name="agents.approval_webhook", bind=True, max_retries=8)
+def approval_webhook(self: Any, webhook_id: int) -> str:
+    """POST one outbox row to AIOS_APPROVAL_WEBHOOK_URL; retried with jittered exponential backoff."""
+    import random
+
+    from agents.approvals import WEBHOOK_BACKOFF_MAX_S, approval_webhook_send
+
+    outcome = approval_webhook_send(webhook_id=webhook_id, last_try=self.request.retries >= self.max_retries)
+    if outcome == "retry":
+        wait = min(WEBHOOK_BACKOFF_MAX_S, 5 * 2**self.request.retries)
+        raise self.retry(countdown=random.uniform(wait / 2, wait))
+    return outcome

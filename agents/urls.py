@@ -18,8 +18,12 @@ urlpatterns = [
     path("workflows/<uuid:workflow_id>/resume/", views.workflow_resume, name="agents-workflow-resume"),
     # schedules
     path("schedules/", views.schedules, name="agents-schedules"),
-    path("schedules/<int:schedule_id>/delete/", views.schedule_delete, name="agents-schedule-delete"),
+    path("schedules/<uuid:schedule_id>/edit/", views.schedule_edit, name="agents-schedule-edit"),
+    path("schedules/<uuid:schedule_id>/pause/", views.schedule_pause, name="agents-schedule-pause"),
+    path("schedules/<uuid:schedule_id>/resume/", views.schedule_resume, name="agents-schedule-resume"),
+    path("schedules/<uuid:schedule_id>/delete/", views.schedule_delete, name="agents-schedule-delete"),
     # approvals (the approvals issue)
     path("approvals/", views.approvals, name="agents-approvals"),
-    path("approvals/<int:approval_id>/", views.approval_detail, name="agents-approval-detail"),
+    path("approvals/count/", views.approvals_count, name="agents-approvals-count"),
+    path("approvals/<uuid:approval_id>/", views.approval_detail, name="agents-approval-detail"),
 ]

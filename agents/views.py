@@ -6,10 +6,11 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from agents import schedules as scheduling
 from agents import selectors, services
 from agents.forms import RunActionForm, ScheduleForm, WorkflowStartForm
 from agents.manifest import registry
@@ -25,6 +26,8 @@ def home(request: HttpRequest) -> HttpResponse:
     status, agent = request.GET.get("status") or None, request.GET.get("agent") or None
     qs = selectors.runs_for_user(request.user, status=status, agent=agent)
     rows, nxt = paginate(qs, cursor=request.GET.get("cursor"), limit=50)
+    if request.GET.get("partial"):  # the rows alone, for the live page's re-read
+        return render(request, "agents/_run_rows.html", {"runs": rows})
     hidden = selectors.hidden_agents_for(request.user)
     return render(
         request,
@@ -187,56 +190,73 @@ def workflow_resume(request: HttpRequest, workflow_id: UUID) -> HttpResponse:
 def _schedule_targets(request: HttpRequest) -> list[str]:
     hidden = selectors.hidden_agents_for(request.user)
     actions = [s.key for s in registry.all_actions() if s.agent not in hidden]
-    return [f"workflow:{n}" for n in sorted(registry.workflows)] + sorted(actions)
+    workflows = [n for n, w in registry.workflows.items() if not any(s.agent in hidden for s in w.steps)]
+    return [f"workflow:{n}" for n in sorted(workflows)] + sorted(actions)
 
 
 @role_required(VIEWER)
 def schedules(request: HttpRequest) -> HttpResponse:
     """Periodic actions and workflows (django-celery-beat), managed here."""
-    from django_celery_beat.models import PeriodicTask
-
     form = ScheduleForm(request.POST or None, targets=_schedule_targets(request))
     if request.method == "POST":
         if not has_role(request.user, OPERATOR):
-            return render(request, "403.html", status=403)
+            raise PermissionDenied("Managing schedules needs the operator role.")
         if form.is_valid():
-            data, target = form.cleaned_data, form.cleaned_data["target"]
-            kind = (
-                {"workflow": target.removeprefix("workflow:")}
-                if target.startswith("workflow:")
-                else dict(zip(("agent", "action"), target.split(".", 1), strict=True))
-            )
             try:
-                services.schedule_create(
-                    user=request.user,
-                    name=data["name"],
-                    every_s=data["every_s"],
-                    payload=data["payload"],
-                    forensic=data["forensic"],
-                    **kind,
-                )
+                scheduling.schedule_create(user=request.user, spec=form.spec())
                 messages.success(request, "Schedule created.")
                 return redirect("agents-schedules")
             except ValidationError as exc:
-                for field, errs in exc.message_dict.items():
-                    form.add_error(field if field in form.fields else None, errs)
-    rows = PeriodicTask.objects.filter(name__startswith=services.SCHEDULE_PREFIX).select_related("interval")
+                form.apply_service_errors(exc)
     return render(
         request,
         "agents/schedules.html",
-        {"schedules": rows, "form": form, "can_operate": has_role(request.user, OPERATOR)},
+        {
+            "schedules": scheduling.schedules_for_user(request.user),
+            "form": form,
+            "can_operate": has_role(request.user, OPERATOR),
+        },
     )
 
 
 @role_required(OPERATOR)
-@require_POST
-def schedule_delete(request: HttpRequest, schedule_id: int) -> HttpResponse:
-    from django_celery_beat.models import PeriodicTask
+def schedule_edit(request: HttpRequest, schedule_id: UUID) -> HttpResponse:
+    schedule = scheduling.get_schedule_for_user(request.user, schedule_id)
+    initial = ScheduleForm.initial_for(schedule)
+    form = ScheduleForm(request.POST or None, initial=initial, targets=_schedule_targets(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            scheduling.schedule_update(schedule=schedule, user=request.user, spec=form.spec())
+            messages.success(request, f"Schedule saved; it now runs as {request.user.get_username()}.")
+            return redirect("agents-schedules")
+        except ValidationError as exc:
+            form.apply_service_errors(exc)
+    return render(request, "agents/schedule_edit.html", {"schedule": schedule, "form": form})
 
-    schedule = PeriodicTask.objects.filter(pk=schedule_id, name__startswith=services.SCHEDULE_PREFIX).first()
-    if schedule is None:
-        raise Http404("no such schedule")
-    services.schedule_delete(schedule=schedule, user=request.user)
+
+@role_required(OPERATOR)
+@require_POST
+def schedule_pause(request: HttpRequest, schedule_id: UUID) -> HttpResponse:
+    schedule = scheduling.get_schedule_for_user(request.user, schedule_id)
+    scheduling.schedule_set_enabled(schedule=schedule, user=request.user, enabled=False)
+    messages.success(request, f"Schedule {schedule.name} paused.")
+    return redirect("agents-schedules")
+
+
+@role_required(OPERATOR)
+@require_POST
+def schedule_resume(request: HttpRequest, schedule_id: UUID) -> HttpResponse:
+    schedule = scheduling.get_schedule_for_user(request.user, schedule_id)
+    scheduling.schedule_set_enabled(schedule=schedule, user=request.user, enabled=True)
+    messages.success(request, f"Schedule {schedule.name} resumed.")
+    return redirect("agents-schedules")
+
+
+@role_required(OPERATOR)
+@require_POST
+def schedule_delete(request: HttpRequest, schedule_id: UUID) -> HttpResponse:
+    schedule = scheduling.get_schedule_for_user(request.user, schedule_id)
+    scheduling.schedule_delete(schedule=schedule, user=request.user)
     messages.success(request, "Schedule deleted.")
     return redirect("agents-schedules")
 
@@ -273,7 +293,15 @@ def approvals(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(APPROVER)
-def approval_detail(request: HttpRequest, approval_id: int) -> HttpResponse:
+def approvals_count(request: HttpRequest) -> JsonResponse:
+    """The navigation badge: requests waiting for this user's decision (re-read on notifications)."""
+    from agents.approvals import waiting_count_for
+
+    return JsonResponse({"approvals": waiting_count_for(request.user)})
+
+
+@role_required(APPROVER)
+def approval_detail(request: HttpRequest, approval_id: UUID) -> HttpResponse:
     """Payload, forensic preview, context and requester; Approve, or Reject with a reason."""
     from agents.approvals import approval_decide, get_approval_for_user
 
@@ -290,14 +318,14 @@ def approval_detail(request: HttpRequest, approval_id: int) -> HttpResponse:
             try:
                 approval_decide(request=req, user=request.user, approve=decision == "approve", comment=comment)
                 messages.success(request, f"Request {req.status}." if req.status != "pending" else "Approval recorded.")
-                return redirect("agents-approval-detail", approval_id=req.pk)
+                return redirect("agents-approval-detail", approval_id=req.public_id)
             except ValidationError as exc:
                 errors, status = exc.message_dict, 422
             except PermissionDenied as exc:
                 errors, status = {"decision": [str(exc)]}, 403
             except ConflictError as exc:
                 messages.error(request, exc.message)
-                return redirect("agents-approval-detail", approval_id=req.pk)
+                return redirect("agents-approval-detail", approval_id=req.public_id)
     req.refresh_from_db()
     run = req.run
     preview = req.forensic_preview or None

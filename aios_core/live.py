@@ -15,7 +15,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from aios_core.access import ROLES, has_role, user_roles
+from aios_core.access import ADMIN, ROLES, has_role, user_roles
 
 # Close codes in the 4000 private range, mirroring HTTP.
 CLOSE_UNAUTHENTICATED = 4401
@@ -43,6 +43,13 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+def group_roles(user: Any) -> frozenset[str]:
+    """The roles whose groups `user`'s sockets join. Admins (group or superuser) pass every role
+    check (`has_role`), so they join every role group: whatever an approver hears, they hear."""
+    roles = user_roles(user)
+    return frozenset(ROLES) if user.is_superuser or ADMIN in roles else roles
+
+
 class RoleJsonConsumer(AsyncJsonWebsocketConsumer):
     """Accepts only logged-in, active users holding `required_role`; joins `groups_for`."""
 
@@ -63,8 +70,7 @@ class RoleJsonConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
 
     def _check(self, user: Any) -> tuple[bool, frozenset[str]]:
-        roles = frozenset(ROLES) if user.is_superuser else user_roles(user)
-        return has_role(user, self.required_role), roles
+        return has_role(user, self.required_role), group_roles(user)
 
     def groups_for(self, user: Any, roles: frozenset[str]) -> list[str]:
         return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from django.http import HttpRequest
@@ -21,6 +22,13 @@ NAV_ITEMS: list[tuple[str, str, str]] = [
 ]
 
 
+def _approvals_waiting(user: Any) -> Any:
+    """The badge count, computed only if a template shows it (one query), at most once."""
+    from agents.approvals import waiting_count_for
+
+    return cache(lambda: waiting_count_for(user))
+
+
 def navigation(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
@@ -34,7 +42,10 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         except NoReverseMatch:
             continue
         active = request.path == url if url == "/" else request.path.startswith(url)
-        items.append({"label": label, "url": url, "active": active})
+        item: dict[str, Any] = {"label": label, "url": url, "active": active}
+        if url_name == "agents-approvals":
+            item["count"], item["count_url"] = _approvals_waiting(user), reverse("agents-approvals-count")
+        items.append(item)
     if user.is_staff and has_role(user, ADMIN):
         items.append({"label": "Admin", "url": reverse("admin:index"), "active": request.path.startswith("/admin/")})
     return {"nav_items": items}

@@ -330,3 +330,5 @@ CELERY_BEAT_SCHEDULE["evaluation-continuous"] = {
 # --- Agents: human checkpoints (issue 6) -----------------------------------------------------
 AIOS_APPROVAL_WEBHOOK_URL = env.str("AIOS_APPROVAL_WEBHOOK_URL", default="")  # Slack-compatible; empty: off
 CELERY_BEAT_SCHEDULE["agents-approvals-expire"] = {"task": "agents.approvals_expire", "schedule": 30.0}
+# previews and webhooks a broker outage left unqueued (the outbox relay of approvals)
+CELERY_BEAT_SCHEDULE["agents-approvals-relay"] = {"task": "agents.approvals_relay", "schedule": 60.0}

@@ -200,6 +200,12 @@ class Span:
         self.status = "error"
         self.error_type, self.error_message = error_type[:200], message[:MAX_ERROR_MESSAGE]
 
+    def start_at(self, when: datetime) -> None:
+        """Move the start back to `when`: for a span that measures a wait begun earlier (a
+        request waiting for a human decision). Its latency then runs from `when` to its end."""
+        self._start_ns -= int((self.started_at - when).total_seconds() * 1e9)
+        self.started_at = when
+
     @property
     def traceparent(self) -> str:
         return f"00-{self.trace_id.hex}-{span_id_hex(self.span_id)}-01"

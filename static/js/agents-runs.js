@@ -1,4 +1,5 @@
-// Runs list: update rows in place as runs change status; add new runs that match the filters.
+// Runs list: update rows in place as runs change status; add new runs that match the filters;
+// re-read the rows from the server after a reconnect (see agents-live.js).
 (function () {
   "use strict";
   const filter = JSON.parse(document.getElementById("runs-live-filter").textContent);
@@ -27,11 +28,35 @@
     const pill = document.createElement("span");
     pill.dataset.field = "status";
     status.appendChild(pill);
-    tr.append(first, cell(`${run.agent}.${run.action}`), status, cell("", "num"), cell("", "muted small"), cell(""), cell("now"));
+    const created = document.createElement("td");
+    const time = document.createElement("time");
+    time.dateTime = new Date().toISOString();
+    time.textContent = window.aiosFormat ? window.aiosFormat.time(time.dateTime) : "now";
+    created.appendChild(time);
+    tr.append(first, cell(`${run.agent}.${run.action}`), status, cell("", "num"), cell("", "muted small"), cell(""), created);
     tr.children[3].dataset.field = "attempt";
     tr.children[4].dataset.field = "message";
     return tr;
   }
+
+  // Re-read the rows this page shows (same filters and page) from the database.
+  function resync() {
+    const url = new URL(location.href);
+    url.searchParams.set("partial", "1");
+    fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+      .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
+      .then((html) => {
+        body.innerHTML = html;
+        if (window.aiosFormat) window.aiosFormat.localizeTimes(body);
+        const rows = body.querySelectorAll("tr").length;
+        const empty = document.getElementById("runs-empty");
+        const live = document.getElementById("runs-live");
+        if (empty) empty.hidden = rows > 0;
+        if (live) live.hidden = rows === 0;
+      })
+      .catch((e) => console.warn("runs resync failed", e));
+  }
+  window.aiosRuns.onResync(resync);
 
   function update(tr, run) {
     const pill = tr.querySelector('[data-field="status"]');

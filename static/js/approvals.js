@@ -12,7 +12,10 @@
     url.searchParams.set("partial", "1");
     fetch(url, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
       .then((r) => (r.ok ? r.text() : Promise.reject(r.status)))
-      .then((html) => { box.innerHTML = html; })
+      .then((html) => {
+        box.innerHTML = html;
+        if (window.aiosFormat) window.aiosFormat.localizeTimes(box);
+      })
       .catch((e) => console.warn("approvals reload failed", e));
   }
 
@@ -22,7 +25,7 @@
   }
 
   document.addEventListener("aios:notification", (ev) => {
-    if (ev.detail && (ev.detail.approval || (ev.detail.counts && "approvals" in ev.detail.counts))) soon();
+    if (ev.detail && (ev.detail.approval || (ev.detail.recount || []).includes("approvals"))) soon();
   });
   setInterval(reload, 30000);
 })();

@@ -32,6 +32,25 @@ def no_broker(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
+@pytest.fixture
+def effects(no_broker: list[str], monkeypatch: pytest.MonkeyPatch, settings: Any) -> dict[str, list[Any]]:
+    """Approvals: previews computed in-process, notifications and webhooks recorded instead of sent."""
+    from agents import approvals as approvals_mod
+    from agents import tasks
+
+    sent: dict[str, list[Any]] = {"notify": [], "webhook": []}
+    settings.AIOS_APPROVAL_WEBHOOK_URL = "http://hooks.invalid/approvals"
+    monkeypatch.setattr(tasks.approval_preview, "apply_async", lambda args, **kw: tasks.approval_preview.run(*args))
+    from agents.models import ApprovalWebhook
+
+    def webhook(args: list[int], **kw: Any) -> None:
+        sent["webhook"].append(ApprovalWebhook.objects.get(pk=args[0]).body)
+
+    monkeypatch.setattr(tasks.approval_webhook, "apply_async", webhook)
+    monkeypatch.setattr(approvals_mod, "send_now", lambda group, kind, msg: sent["notify"].append((group, kind, msg)))
+    return sent
+
+
 def drain(sent: list[str], limit: int = 500) -> None:
     """Play the worker: execute every sent message, including those sent while executing."""
     from uuid import UUID

@@ -11,8 +11,6 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from agents import approvals as approvals_mod
-from agents import tasks
 from agents.approvals import approval_decide, approvals_expire
 from agents.models import ActionRun, ApprovalDecision, ApprovalRequest, WorkflowRun
 from agents.services import policy_set, run_cancel, run_request, workflow_start
@@ -26,17 +24,6 @@ pytestmark = pytest.mark.django_db
 
 FIREWALL = {"agent": "security", "action": "firewall_enable", "payload": {}}
 OK = {"agent": "chaos", "action": "flaky", "payload": {"p_fail": 0}}
-
-
-@pytest.fixture
-def effects(no_broker: list[str], monkeypatch: pytest.MonkeyPatch, settings: Any) -> dict[str, list[Any]]:
-    """Previews computed in-process, notifications and webhooks recorded instead of sent."""
-    sent: dict[str, list[Any]] = {"notify": [], "webhook": []}
-    settings.AIOS_APPROVAL_WEBHOOK_URL = "http://hooks.invalid/approvals"
-    monkeypatch.setattr(tasks.approval_preview, "apply_async", lambda args, **kw: tasks.approval_preview.run(*args))
-    monkeypatch.setattr(tasks.approval_webhook, "apply_async", lambda args, **kw: sent["webhook"].append(args[0]))
-    monkeypatch.setattr(approvals_mod, "send_now", lambda group, kind, msg: sent["notify"].append((group, kind, msg)))
-    return sent
 
 
 def _request(user: Any) -> tuple[ActionRun, ApprovalRequest]:
@@ -64,10 +51,10 @@ def test_a_critical_action_stops_with_a_request_and_its_forensic_preview(
     assert req.forensic_preview["metadata"]["planned_changes"]  # what would change, changed nothing
     group, kind, msg = effects["notify"][0]
     assert group == "role.approver" and kind == "notify"
-    assert msg["href"] == f"/approvals/{req.pk}/" and msg["counts"] == {"approvals": 1}
+    assert msg["href"] == f"/approvals/{req.public_id}/" and msg["recount"] == ["approvals"]
     assert effects["webhook"][0]["aios"]["event"] == "requested" and "text" in effects["webhook"][0]
     (event,) = _audit("agents.approval_requested")
-    assert event.object_id == str(req.pk) and event.data["run"] == str(run.pk)
+    assert event.object_id == str(req.public_id) and event.data["run"] == str(run.pk)
 
 
 def test_approval_releases_the_run_and_it_succeeds(
@@ -84,7 +71,7 @@ def test_approval_releases_the_run_and_it_succeeds(
     assert event.actor == approver.get_username() and event.data["decision"] == "approve"
     assert event.data["comment"] == "ok, change window"
     assert effects["webhook"][-1]["aios"]["event"] == "decided"
-    assert effects["notify"][-1][2]["counts"] == {"approvals": 0}
+    assert effects["notify"][-1][2]["recount"] == ["approvals"]
 
 
 def test_the_requester_can_never_approve_their_own_request(effects: dict[str, list[Any]]) -> None:
@@ -231,10 +218,10 @@ def test_the_queue_lists_pending_requests_newest_first_for_approvers_only(
     resp = login(approver).get("/approvals/")
     assert resp.status_code == 200
     html = resp.content.decode()
-    assert html.index(f'data-approval="{newer.pk}"') < html.index(f'data-approval="{older.pk}"')
+    assert html.index(f'data-approval="{newer.public_id}"') < html.index(f'data-approval="{older.public_id}"')
     assert "security.firewall_enable" in html and operator.get_username() in html and "high" in html
     partial = login(approver).get("/approvals/?partial=1").content.decode()
-    assert "<html" not in partial and f'data-approval="{newer.pk}"' in partial
+    assert "<html" not in partial and f'data-approval="{newer.public_id}"' in partial
     for user in (operator, viewer):
         assert login(user).get("/approvals/").status_code == 403
 
@@ -247,10 +234,10 @@ def test_the_history_tab_filters_decided_requests(operator: Any, approver: Any, 
     approval_decide(request=rejected, user=approver, approve=False, comment="no")
     client = login(approver)
     history = client.get("/approvals/?tab=history").content.decode()
-    assert f'data-approval="{approved.pk}"' in history and f'data-approval="{rejected.pk}"' in history
-    assert f'data-approval="{pending.pk}"' not in history
+    assert f'data-approval="{approved.public_id}"' in history and f'data-approval="{rejected.public_id}"' in history
+    assert f'data-approval="{pending.public_id}"' not in history
     only = client.get("/approvals/?tab=history&status=rejected").content.decode()
-    assert f'data-approval="{rejected.pk}"' in only and f'data-approval="{approved.pk}"' not in only
+    assert f'data-approval="{rejected.public_id}"' in only and f'data-approval="{approved.public_id}"' not in only
 
 
 def test_the_decision_page_enforces_four_eyes_and_a_reason_to_reject(
@@ -259,7 +246,7 @@ def test_the_decision_page_enforces_four_eyes_and_a_reason_to_reject(
     requester = make_user("approver")
     requester.groups.add(*make_user("operator").groups.all())
     run, req = _request(requester)
-    url = f"/approvals/{req.pk}/"
+    url = f"/approvals/{req.public_id}/"
     own = login(requester)
     page = own.get(url).content.decode()
     assert "Forensic preview" in page and "cannot approve" in page and 'value="approve"' not in page
@@ -318,15 +305,31 @@ def test_the_api_refuses_approving_ones_own_request(effects: dict[str, list[Any]
     client = login(both)
     run_id = _post(client, "/api/runs", FIREWALL).json()["id"]
     approval = ApprovalRequest.objects.get(run_id=run_id)
-    resp = _post(client, f"/api/approvals/{approval.pk}/decide", {"decision": "approve"})
+    resp = _post(client, f"/api/approvals/{approval.public_id}/decide", {"decision": "approve"})
     assert resp.status_code == 403 and resp.json()["error"] == "forbidden"
     assert ActionRun.objects.get(pk=run_id).status == "awaiting_approval"
 
 
 def test_listings_page_with_a_cursor(operator: Any, approver: Any, effects: dict[str, list[Any]]) -> None:
-    ids = [_request(operator)[1].pk for _ in range(3)]
+    ids = [str(_request(operator)[1].public_id) for _ in range(3)]  # in creation order
     client = login(approver)
     first = client.get("/api/approvals?status=pending&limit=2").json()
     second = client.get(f"/api/approvals?status=pending&limit=2&cursor={first['next']}").json()
-    assert [i["id"] for i in first["items"] + second["items"]] == sorted(ids, reverse=True)
+    assert [i["id"] for i in first["items"] + second["items"]] == ids[::-1]  # newest first
     assert second["next"] is None
+
+
+def test_approvals_are_named_by_uuid_in_urls_and_the_api(
+    operator: Any, approver: Any, effects: dict[str, list[Any]]
+) -> None:
+    run, req = _request(operator)
+    client = login(approver)
+    (item,) = client.get("/api/approvals?status=pending").json()["items"]
+    assert item["id"] == str(req.public_id) and item["run"] == str(run.pk)
+    assert client.get(f"/api/approvals/{req.public_id}").json()["id"] == str(req.public_id)
+    assert client.get(f"/approvals/{req.public_id}/").status_code == 200
+    assert client.get(f"/approvals/{req.pk}/").status_code == 404  # integers name nothing
+    assert client.get(f"/api/approvals/{req.pk}").status_code == 422
+    assert _post(client, f"/api/approvals/{req.pk}/decide", {"decision": "approve"}).status_code == 422
+    assert f"/approvals/{req.public_id}/" in effects["webhook"][0]["text"]
+    assert effects["webhook"][0]["aios"]["approval"] == str(req.public_id)

@@ -54,34 +54,6 @@ def test_cancel_and_retry_buttons(operator: Any, no_broker: list[str]) -> None:
     assert resp.status_code == 302 and ActionRun.objects.count() == 2
 
 
-def test_schedules_are_managed_in_the_ui_and_audited(operator: Any) -> None:
-    from django_celery_beat.models import PeriodicTask
-
-    client = login(operator)
-    resp = client.post(
-        "/schedules/", {"name": "nightly boot", "target": "workflow:boot_sequence", "payload": "{}", "every_s": "86400"}
-    )
-    assert resp.status_code == 302
-    task = PeriodicTask.objects.get(name="agents: nightly boot")
-    assert task.task == "agents.scheduled_workflow" and task.interval.every == 86400
-    bad = client.post("/schedules/", {"name": "x", "target": "networking.tcp_check", "payload": "{}", "every_s": "60"})
-    assert bad.status_code == 200 and b"payload.port" not in bad.content
-    assert PeriodicTask.objects.filter(name="agents: x").count() == 0
-    client.post(f"/schedules/{task.pk}/delete/")
-    assert not PeriodicTask.objects.filter(pk=task.pk).exists()
-    assert AuditEvent.objects.filter(action__startswith="agents.schedule_").count() == 2
-
-
-def test_the_scheduled_tasks_request_runs(operator: Any, no_broker: list[str]) -> None:
-    from agents.tasks import scheduled_action, scheduled_workflow
-
-    run_id = scheduled_action("kernel", "info", {}, False, operator.pk)
-    wf_id = scheduled_workflow("security_review", True, operator.pk)
-    drain(no_broker)
-    assert ActionRun.objects.get(pk=run_id).status == "succeeded"
-    assert ActionRun.objects.filter(workflow_id=wf_id, forensic=True).count() == 6
-
-
 def test_policy_overrides_in_the_admin_are_audited(admin_user: Any) -> None:
     client = login(admin_user)
     resp = client.post(
