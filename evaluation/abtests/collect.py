@@ -78,7 +78,7 @@ def abtest_collect(*, test_id: str) -> int:
     """Admit the requests that started before `now - settle_seconds` and are not in yet; returns how many.
     Idempotent: the window only moves forward, under the test's row lock."""
     with transaction.atomic():
-        test = ABTest.objects.select_for_update().select_related("evaluator").filter(pk=test_id).first()
+        test = ABTest.objects.select_for_update(of=("self",)).select_related("evaluator").filter(pk=test_id).first()
         if test is None or test.status != ABTest.Status.RUNNING or test.scope != ABTest.Scope.LIVE:
             return 0
         since = test.collected_until or test.started_at

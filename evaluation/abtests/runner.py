@@ -136,7 +136,7 @@ def abtest_run_batch(*, test_id: str) -> str:
     work = [(item, index) for item in items for index in arms_for(test, item.pk)]
     observations = async_to_sync(_observe_batch)(test, spec, work) if work else []
     with transaction.atomic():
-        test = ABTest.objects.select_for_update().select_related("evaluator").get(pk=test_id)
+        test = ABTest.objects.select_for_update(of=("self",)).select_related("evaluator").get(pk=test_id)
         if test.status != ABTest.Status.RUNNING:
             return test.status
         if items and test.observations.filter(seq=items[0].pk).exists():

@@ -113,7 +113,7 @@ def abtest_create(*, spec: ABTestSpec, user: Any) -> ABTest:
 
 
 def _locked(test: ABTest) -> ABTest:
-    return ABTest.objects.select_for_update().select_related("evaluator", "dataset").get(pk=test.pk)
+    return ABTest.objects.select_for_update(of=("self",)).select_related("evaluator", "dataset").get(pk=test.pk)
 
 
 def _check_live_metric(test: ABTest) -> None:
