@@ -106,8 +106,8 @@ def _spans(trace_ids: list[str], kind: str) -> dict[str, Span]:
 def test_the_gateway_splits_auto_traffic_by_a_live_tests_routing_policy(client: openai.OpenAI) -> None:
     operator = make_user("operator")
     make_evaluator("contains")
-    variants = [{"name": "router", "model": "auto"},
-                {"name": "strong", "model": "auto", "min_tier": "complex", "system_prompt": "Answer briefly."}]  # fmt: skip
+    strong = {"name": "strong", "model": "auto", "min_tier": "complex", "system_prompt": "Answer briefly."}
+    variants = [{"name": "router", "model": "auto"}, strong]
     test = abtest_create(spec=abtest_spec(None, scope="live", variants=variants, settle_seconds=0), user=operator)
     test = abtest_start(test=test, user=operator)
     time.sleep(0.7)  # the server reloads the active policy within AIOS_CONFIG_RECHECK_S
@@ -124,8 +124,8 @@ def test_the_gateway_splits_auto_traffic_by_a_live_tests_routing_policy(client: 
     for trace, span in llm.items():
         assert span.attributes["aios.ab.test"] == str(test.pk)
         assert span.attributes["aios.ab.variant"] == expected[trace]
-    strong = next(t for t, v in expected.items() if v == "strong")
-    assert llm[strong].attributes["gen_ai.input.messages"][0] == {"role": "system", "content": "Answer briefly."}
+    strong_trace = next(t for t, v in expected.items() if v == "strong")
+    assert llm[strong_trace].attributes["gen_ai.input.messages"][0] == {"role": "system", "content": "Answer briefly."}
     assert "aios.ab.test" not in _spans([named_trace], "llm")[named_trace].attributes
     recorded = RoutingDecision.objects.filter(trace_id__in=[uuid.UUID(t) for t in expected])
     decisions = _until(lambda: len(rows := list(recorded.all())) == 30 and rows, 20, "the routing decisions")
