@@ -139,6 +139,7 @@ def test_the_gateway_splits_auto_traffic_by_a_live_tests_routing_policy(client: 
 
     abtest_stop(test=test, user=operator)
     time.sleep(0.7)
+
     # The gateway never waits on the database: the first request after the recheck interval may still see the
     # old policy while a thread reloads it; requests after that are routed as usual.
     def untagged() -> bool:
