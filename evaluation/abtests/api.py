@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import pydantic
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
@@ -139,11 +141,21 @@ def evaluation_abtests_start(request: HttpRequest, test_id: UUID) -> ABTest:
 
 
 class StopIn(Schema):
-    reason: str = ""
+    reason: str = pydantic.Field(default="", max_length=2000)
 
 
-@router.post("/{test_id}/stop", response=ABTestDetailOut)
-def evaluation_abtests_stop(request: HttpRequest, test_id: UUID, payload: StopIn | None = None) -> ABTest:
+@router.post("/{test_id}/stop", response=ABTestDetailOut, openapi_extra={"requestBody": {"required": False}})
+def evaluation_abtests_stop(request: HttpRequest, test_id: UUID) -> ABTest:
+    """Body optional: {"reason": "..."}."""
     require_role(request, OPERATOR)
     test = selectors.get_abtest_for_user(request.user, test_id)
-    return _detail(services.abtest_stop(test=test, user=request.user, reason=payload.reason if payload else ""))
+    return _detail(services.abtest_stop(test=test, user=request.user, reason=_stop_reason(request)))
+
+
+def _stop_reason(request: HttpRequest) -> str:
+    if request.content_type != "application/json" or not request.body.strip():
+        return ""
+    try:
+        return StopIn.model_validate_json(request.body).reason
+    except pydantic.ValidationError as exc:
+        raise ValidationError({"reason": exc.errors()[0]["msg"]}) from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -75,6 +76,27 @@ def _evaluator_for(spec: ABTestSpec) -> Evaluator | None:
     if spec.metric == "judge" and evaluator.kind != Evaluator.Kind.LLM_JUDGE:
         raise ValidationError({"evaluator": "The judge metric needs an LLM-judge evaluator."})
     return evaluator
+
+
+@dataclass(frozen=True)
+class Preview:
+    sample_size: int  # per arm, one fixed-horizon analysis
+    plan: stats.AnalysisPlan
+    weights: list[float]
+
+    @property
+    def total_units(self) -> int:
+        """Units (requests, or split items) for the smaller arm to reach the plan's maximum."""
+        return math.ceil(self.plan.planned_per_arm * sum(self.weights) / min(self.weights))
+
+
+def abtest_preview(*, spec: ABTestSpec) -> Preview:
+    """What creating `spec` would fix: the sample size and the plan (ValidationError as abtest_create)."""
+    problems = spec.problems()
+    if problems:
+        raise ValidationError(problems)
+    sample_size = sample_size_for(spec)
+    return Preview(sample_size, plan_for(spec, sample_size), list(spec.weights))
 
 
 def abtest_create(*, spec: ABTestSpec, user: Any) -> ABTest:

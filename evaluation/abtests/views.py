@@ -26,20 +26,27 @@ def abtest_list(request: HttpRequest) -> HttpResponse:
 
 @role_required(OPERATOR)
 def abtest_create(request: HttpRequest) -> HttpResponse:
-    form = ABTestForm(request.POST or None)
+    """POST creates the test; POST with `preview` only sizes it, so the operator sees the sample size first."""
+    form, preview = ABTestForm(request.POST or None), None
     if request.method == "POST" and form.is_valid() and (spec := build_spec(form)) is not None:
         try:
-            test = services.abtest_create(spec=spec, user=request.user)
+            if "preview" in request.POST:
+                preview = services.abtest_preview(spec=spec)
+            else:
+                test = services.abtest_create(spec=spec, user=request.user)
+                messages.success(request, f"A/B test {test.name} created: check the plan, then start it.")
+                return redirect("evaluation-abtest-detail", pk=test.pk)
         except ValidationError as exc:
-            for path, errors in exc.message_dict.items():
-                field = form.field_for(path)
-                for error in errors:
-                    form.add_error(field, error if field else f"{path}: {error}")
-        else:
-            messages.success(request, f"A/B test {test.name} created: check the plan, then start it.")
-            return redirect("evaluation-abtest-detail", pk=test.pk)
-    status = 422 if request.method == "POST" else 200
-    return render(request, "evaluation/abtest_form.html", {"form": form}, status=status)
+            _form_errors(form, exc)
+    status = 422 if request.method == "POST" and form.errors else 200
+    return render(request, "evaluation/abtest_form.html", {"form": form, "preview": preview}, status=status)
+
+
+def _form_errors(form: ABTestForm, exc: ValidationError) -> None:
+    for path, errors in exc.message_dict.items():
+        field = form.field_for(path)
+        for error in errors:
+            form.add_error(field, error if field else f"{path}: {error}")
 
 
 @role_required(VIEWER)

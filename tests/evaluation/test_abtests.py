@@ -355,7 +355,8 @@ def test_an_operator_creates_reads_starts_and_stops_through_the_api(
     assert conflict.status_code == 409 and conflict.json()["error"] == "conflict"
     stopped = _post(client, f"{url}/stop", {"reason": "enough"})
     assert (stopped.status_code, stopped.json()["stop_reason"]) == (200, "enough")
-    assert _post(client, f"{url}/stop").status_code == 409
+    assert client.post(f"{url}/stop").status_code == 409  # no body at all is fine too
+    assert _post(client, f"{url}/stop", {"reason": 5}).status_code == 422
     assert client.get("/api/evaluation/abtests/" + str(uuid.uuid4())).status_code == 404
 
 
@@ -439,3 +440,16 @@ def test_the_evaluation_home_links_to_the_ab_tests(viewer: Any) -> None:
     make_dataset([("a", "a")])
     page = login(viewer).get(reverse("evaluation-home"))
     assert reverse("evaluation-abtest-list").encode() in page.content
+
+
+def test_the_form_previews_the_sample_size_without_creating_anything(operator: Any, contains: Any) -> None:
+    client, dataset = login(operator), make_effect_dataset(120)
+    resp = client.post(reverse("evaluation-abtest-create"), _form(dataset, preview="1"))
+    assert resp.status_code == 200 and not ABTest.objects.exists()
+    preview = resp.context["preview"]
+    assert preview.sample_size == 93 and preview.plan.look_sizes == (20, 39, 58, 77, 96)
+    assert b'id="abtest-preview"' in resp.content and b"20, 39, 58, 77, 96" in resp.content
+    skewed = client.post(reverse("evaluation-abtest-create"), _form(dataset, preview="1", weight_a=20, weight_b=80))
+    assert skewed.context["preview"].total_units == 96 * 5  # the 20% arm sets the pace
+    bad = client.post(reverse("evaluation-abtest-create"), _form(dataset, preview="1", baseline_rate=""))
+    assert bad.status_code == 422 and bad.context["form"].errors["baseline_rate"]
