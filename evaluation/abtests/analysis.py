@@ -145,6 +145,25 @@ def metric_label(test: ABTest) -> str:
     return info.label
 
 
+def _arm(
+    test: ABTest, index: int, variant: Any, values: NDArray[np.float64], missing: int, analysed: int
+) -> ArmSummary:
+    mean = float(values[:analysed].mean()) if analysed else None
+    return ArmSummary(index=index, letter="AB"[index], name=variant.name, description=describe(variant),
+                      collected=int(values.size), missing=missing, analysed=analysed, mean=mean,
+                      mean_text=mean_text(test, mean))  # fmt: skip
+
+
+def _look(plan: stats.AnalysisPlan, k: int, results: list[stats.TestResult], collected: int) -> LookRow:
+    threshold, analysed = plan.nominal_alphas[k], k < len(results)
+    status = None
+    if analysed:
+        crossed = results[k].p_value <= threshold
+        status = "significant" if crossed else "not significant" if k == plan.looks - 1 else "boundary not crossed"
+    return LookRow(number=k + 1, size=plan.look_sizes[k], threshold=threshold, reached=collected >= plan.look_sizes[k],
+                   p_value=results[k].p_value if analysed else None, status=status)  # fmt: skip
+
+
 def analyse(test: ABTest) -> Analysis:
     plan = test.analysis_plan
     a, b, missing = arm_values(test)
@@ -152,19 +171,8 @@ def analyse(test: ABTest) -> Analysis:
     analysed = decision.analysed_per_arm
     boot = _bootstrap(test, a[:analysed], b[:analysed], decision.look) if decision.look is not None else (None, None)
     variants = test.parsed_variants
-    arms = [
-        ArmSummary(index=i, letter="AB"[i], name=v.name, description=describe(v), collected=int(x.size),
-                   missing=missing[i], analysed=analysed, mean=(m := float(x[:analysed].mean()) if analysed else None),
-                   mean_text=mean_text(test, m))
-        for i, (v, x) in enumerate(zip(variants, (a, b), strict=True))
-    ]  # fmt: skip
-    looks = [
-        LookRow(number=k + 1, size=size, threshold=plan.nominal_alphas[k], reached=decision.collected_per_arm >= size,
-                p_value=results[k].p_value if k < len(results) else None,
-                status=("significant" if results[k].p_value <= plan.nominal_alphas[k] else "not significant")
-                if k < len(results) else None)
-        for k, size in enumerate(plan.look_sizes)
-    ]  # fmt: skip
+    arms = [_arm(test, i, variants[i], x, missing[i], analysed) for i, x in enumerate((a, b))]
+    looks = [_look(plan, k, results, decision.collected_per_arm) for k in range(plan.looks)]
     text = stats.verdict(result, decision, metric=metric_label(test), higher_is_better=test.higher_is_better,
                          unit=METRICS[test.metric].unit)  # fmt: skip
     return Analysis(plan, arms, result, decision, looks, text, boot[0], boot[1])
