@@ -79,8 +79,9 @@ def metric_value(
     return latency_ms
 
 
-async def _observe(test: ABTest, spec: EvaluatorSpec | None, item: ItemSpec, index: int) -> ABObservation:
-    variant = test.parsed_variants[index]
+async def _observe(
+    test: ABTest, variant: PolicyVariant, index: int, spec: EvaluatorSpec | None, item: ItemSpec
+) -> ABObservation:
     attributes = {"aios.ab.test": str(test.pk), "aios.ab.variant": variant.name}
     observed_at = timezone.now()
     async with get_observability().trace_span("abtest.item", kind="eval", attributes=attributes) as span:
@@ -105,10 +106,11 @@ async def _observe_batch(
     test: ABTest, spec: EvaluatorSpec | None, work: list[tuple[ItemSpec, int]]
 ) -> list[ABObservation]:
     gate = asyncio.Semaphore(settings.AIOS_EVAL_CONCURRENCY)
+    variants = test.parsed_variants
 
     async def one(item: ItemSpec, index: int) -> ABObservation:
         async with gate:
-            return await _observe(test, spec, item, index)
+            return await _observe(test, variants[index], index, spec, item)
 
     return list(await asyncio.gather(*(one(item, index) for item, index in work)))
 
