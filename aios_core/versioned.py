@@ -60,14 +60,15 @@ class VersionedValue(Generic[T]):
             if self._value is None:
                 raise NotLoaded(self.key)
             self._checked = now  # one background refresh per period
-            threading.Thread(target=self._refresh, daemon=True).start()
+            # force: `_checked` was just moved, so the period test in _refresh would skip the version check.
+            threading.Thread(target=self._refresh, kwargs={"force": True}, daemon=True).start()
             return self._value
         return self._refresh()
 
-    def _refresh(self) -> T:
+    def _refresh(self, force: bool = False) -> T:
         now = time.monotonic()
         with self._lock:
-            if self._value is None or now - self._checked >= self.recheck_s:
+            if force or self._value is None or now - self._checked >= self.recheck_s:
                 try:
                     version = cache.get(self.key, 0)
                 except Exception:  # noqa: BLE001 - Redis away: keep what we have

@@ -326,6 +326,11 @@ CELERY_BEAT_SCHEDULE["evaluation-continuous"] = {
     "task": "evaluation.continuous_tick",
     "schedule": AIOS_EVAL_CONTINUOUS_INTERVAL_S,
 }
+AIOS_AB_COLLECT_INTERVAL_S = env.float("AIOS_AB_COLLECT_INTERVAL_S", default=30.0)  # live A/B observations
+CELERY_BEAT_SCHEDULE["evaluation-abtest-collect"] = {
+    "task": "evaluation.abtest_collect_tick",
+    "schedule": AIOS_AB_COLLECT_INTERVAL_S,
+}
 
 # --- Agents: human checkpoints (issue 6) -----------------------------------------------------
 AIOS_APPROVAL_WEBHOOK_URL = env.str("AIOS_APPROVAL_WEBHOOK_URL", default="")  # Slack-compatible; empty: off

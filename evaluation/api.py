@@ -183,3 +183,6 @@ def evaluation_items_annotate(request: HttpRequest, item_id: int, payload: Annot
         raise ConflictError("This item is not yours to review: claim it with /next.", item=item_id)
     services.annotation_submit(item=item, user=request.user, scores=payload.scores, comment=payload.comment)
     return Status(201, AnnotationItem.objects.get(pk=item_id))
+
+
+router.add_router("/abtests", "evaluation.abtests.api.router")  # list, create, get, start, stop

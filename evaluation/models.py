@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from evaluation.configs import EvaluatorConfig, ScoreConfig, parse_evaluator_config, parse_score_configs
+
+if TYPE_CHECKING:
+    from evaluation.stats import AnalysisPlan
+    from routing.policies import PolicyVariant
 
 
 class Dataset(models.Model):
@@ -255,3 +260,111 @@ class SpanScore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.evaluator} on span {self.span_id}"
+
+
+class ABTest(models.Model):
+    """Two variants compared on one metric, with the analysis plan fixed when the test is created.
+
+    Offline (`eval_run` scope) every dataset item goes through both variants (paired) or through the one
+    its id hashes to (split); live (`live` scope) a routing policy splits the gateway's `auto` traffic and
+    observations are collected from the spans. evaluation/abtests/ holds the logic."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        RUNNING = "running"
+        STOPPED = "stopped"
+        DECIDED = "decided"
+
+    class Scope(models.TextChoices):
+        EVAL_RUN = "eval_run", "Eval run (a dataset)"
+        LIVE = "live", "Live gateway traffic"
+
+    class Metric(models.TextChoices):
+        SUCCESS = "success", "Success (evaluator pass / request succeeded)"
+        JUDGE = "judge", "Judge score"
+        HUMAN = "human", "Human score"
+        COST = "cost", "Cost (USD)"
+        LATENCY = "latency", "Latency (ms)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, unique=True)
+    hypothesis = models.TextField(blank=True)
+    scope = models.CharField(max_length=16, choices=Scope.choices)
+    variants = models.JSONField()  # [PolicyVariant, PolicyVariant]: A (control) then B
+    weights = models.JSONField()  # [float, float]: the traffic split (live, and split eval runs)
+    metric = models.CharField(max_length=16, choices=Metric.choices)
+    metric_kind = models.CharField(max_length=16)  # proportion | mean (evaluation.stats)
+    higher_is_better = models.BooleanField(default=True)
+    evaluator = models.ForeignKey(Evaluator, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    score_name = models.CharField(max_length=60, blank=True)  # human metric: the annotation score's name
+    alpha = models.FloatField(default=0.05)
+    power = models.FloatField(default=0.8)
+    minimum_detectable_effect = models.FloatField()  # absolute: proportion points or metric units
+    baseline_rate = models.FloatField(null=True, blank=True)  # proportion metrics: the expected rate of A
+    standard_deviation = models.FloatField(null=True, blank=True)  # mean metrics: the expected SD per unit
+    sample_size = models.PositiveIntegerField()  # per arm for a single fixed-horizon analysis
+    plan = models.JSONField()  # evaluation.stats.AnalysisPlan: the looks and their thresholds
+    dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    paired = models.BooleanField(default=True)  # eval runs: every item through both variants
+    settle_seconds = models.PositiveIntegerField(default=300)  # live: how long a request may wait for its value
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    decided_look = models.PositiveSmallIntegerField(null=True, blank=True)  # 0-based
+    verdict = models.TextField(blank=True)
+    stop_reason = models.TextField(blank=True)
+    collected_until = models.DateTimeField(null=True, blank=True)  # live: spans started before this are in
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def parsed_variants(self) -> list[PolicyVariant]:
+        from routing.policies import PolicyVariant
+
+        return [PolicyVariant.model_validate(v) for v in self.variants]
+
+    @property
+    def analysis_plan(self) -> AnalysisPlan:
+        from evaluation.stats import AnalysisPlan
+
+        data = dict(self.plan)
+        for key in ("look_sizes", "boundaries", "nominal_alphas", "alpha_spent"):
+            data[key] = tuple(data[key])
+        return AnalysisPlan(**data)
+
+    @property
+    def policy_name(self) -> str:
+        return f"abtest:{self.pk}"
+
+
+class ABObservation(models.Model):
+    """One unit's value for one variant, in assignment order (`seq`): the analysis reads each arm's first n."""
+
+    class Source(models.TextChoices):
+        EVAL_RUN = "eval_run"
+        LIVE = "live"
+
+    test = models.ForeignKey(ABTest, on_delete=models.CASCADE, related_name="observations")
+    variant = models.PositiveSmallIntegerField()  # 0 = A, 1 = B
+    # Assignment order: the dataset item's id offline; live, the order of the requests' start times.
+    seq = models.BigIntegerField()
+    value = models.FloatField(null=True, blank=True)  # None: no measurement (kept, so the unit is never redone)
+    trace_id = models.UUIDField(null=True, blank=True)
+    span_id = models.BigIntegerField(null=True, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    detail = models.JSONField(default=dict, blank=True)  # item, output excerpt, error
+    observed_at = models.DateTimeField()  # when the unit was assigned (the request or the item's call started)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["test", "variant", "seq"]
+        constraints = [models.UniqueConstraint(fields=["test", "variant", "seq"], name="abobservation_one_per_unit")]
+
+    def __str__(self) -> str:
+        return f"observation {self.seq} of variant {self.variant} in {self.test_id}"

@@ -20,3 +20,20 @@ def continuous_tick() -> dict[str, int]:
     from evaluation.continuous import continuous_tick as tick
 
     return tick()
+
+
+@shared_task(name="evaluation.abtest_run_batch")
+def abtest_run_batch(test_id: str) -> str:
+    from django.db import close_old_connections
+
+    from evaluation.abtests.runner import abtest_run_batch as run_batch
+
+    close_old_connections()
+    return run_batch(test_id=test_id)
+
+
+@shared_task(name="evaluation.abtest_collect_tick")
+def abtest_collect_tick() -> dict[str, int]:
+    from evaluation.abtests.collect import abtest_collect_tick as tick
+
+    return tick()

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from evaluation import views
+from evaluation.abtests import views as abtest_views
 
 urlpatterns = [
     path("evaluation/", views.home, name="evaluation-home"),
@@ -17,4 +18,9 @@ urlpatterns = [
     path("evaluation/queues/<int:pk>/export.csv", views.queue_export, name="evaluation-queue-export"),
     path("evaluation/items/<int:pk>/", views.item_review, name="evaluation-item-review"),
     path("evaluation/items/<int:pk>/skip/", views.item_skip, name="evaluation-item-skip"),
+    path("evaluation/abtests/", abtest_views.abtest_list, name="evaluation-abtest-list"),
+    path("evaluation/abtests/new/", abtest_views.abtest_create, name="evaluation-abtest-create"),
+    path("evaluation/abtests/<uuid:pk>/", abtest_views.abtest_detail, name="evaluation-abtest-detail"),
+    path("evaluation/abtests/<uuid:pk>/start/", abtest_views.abtest_start, name="evaluation-abtest-start"),
+    path("evaluation/abtests/<uuid:pk>/stop/", abtest_views.abtest_stop, name="evaluation-abtest-stop"),
 ]

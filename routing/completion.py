@@ -25,7 +25,7 @@ from aios_core import context
 from aios_core.versioned import NotLoaded
 from observability import get_observability
 from observability.pricing import cost_of, prices
-from routing import catalog, decisions
+from routing import catalog, decisions, policies
 from routing.catalog import Endpoint
 from routing.providers.base import (
     ChatRequest,
@@ -62,6 +62,7 @@ class CompletionRequest:
     cache_mode: str | None = None  # deterministic | all | off; None: the namespace's policy
     cache_control: str = ""  # "no-cache" (refresh: don't read, do store) | "no-store" (bypass)
     cache_ttl_s: int | None = None  # this answer's time to live; None: the namespace's TTL
+    attributes: dict[str, Any] = field(default_factory=dict)  # for the llm spans and the decision (aios.ab.*)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -219,6 +220,7 @@ def plan(req: CompletionRequest) -> tuple[Decision, dict[str, catalog.Credential
         if endpoint is None:
             raise UnknownModel(f"unknown model {req.model!r}; GET /v1/models lists them, or use 'auto'")
         decision = router.explicit(text, endpoint, max_output_tokens=req.max_tokens)
+    decision.features.update(req.attributes)
     return decision, catalog.credentials.get()
 
 
@@ -312,6 +314,7 @@ async def complete(req: CompletionRequest, caller: Caller | None = None) -> Comp
     loop = asyncio.get_running_loop()
     with context.bound(username=caller.username or None, api_token=caller.api_token or None):
         async with obs.trace_span("gateway.chat_completions", kind="internal") as root:
+            await policies.apply(req, caller, root)  # a live A/B test's split of "auto" (routing/policies.py)
             async with obs.trace_span("cache.lookup", kind="cache") as cache_span:
                 check = await _check_cache(req)
                 cache_span.set_attributes({"aios.cache.result": check.result, "aios.cache.namespace": req.namespace})
@@ -353,6 +356,7 @@ async def complete(req: CompletionRequest, caller: Caller | None = None) -> Comp
 async def _call(obs: Any, req: CompletionRequest, endpoint: Endpoint, creds: dict[str, Any]) -> ChatResponse:
     span_model = endpoint.span_model
     async with obs.trace_span(f"chat {span_model}", kind="llm", model=span_model, provider=endpoint.provider) as llm:
+        llm.set_attributes(req.attributes)
         provider = _provider(endpoint, creds)
         chat = _chat_request(req, endpoint, stream=False)
         response = await call_with_retries(lambda: provider.complete(chat), attempts=settings.AIOS_GATEWAY_RETRIES)
@@ -382,6 +386,7 @@ async def complete_stream(
     obs = get_observability()
     with context.bound(username=caller.username or None, api_token=caller.api_token or None):
         async with obs.trace_span("gateway.chat_completions", kind="internal") as root:
+            await policies.apply(req, caller, root)  # a live A/B test's split of "auto" (routing/policies.py)
             async with obs.trace_span("route", kind="route") as route_span:
                 decision, creds = await _plan(req)
                 _annotate_route(route_span, decision)
@@ -394,6 +399,7 @@ async def complete_stream(
                     async with obs.trace_span(
                         f"chat {span_model}", kind="llm", model=span_model, provider=endpoint.provider
                     ) as llm:
+                        llm.set_attributes(req.attributes)
                         provider = _provider(endpoint, creds)
                         yield StreamStart(endpoint, decision, root.trace_id)
                         started = time.monotonic()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from routing.policies import PolicySpec
 
 
 class Tier(models.TextChoices):
@@ -181,3 +185,33 @@ class CacheEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.namespace}: {self.prompt_text[:60]}"
+
+
+class RoutingPolicy(models.Model):
+    """A weighted split of `model: "auto"` gateway traffic between variants (routing/policies.py). At most one
+    is active. Other apps (evaluation's live A/B tests) write it through routing.services."""
+
+    name = models.CharField(max_length=100, unique=True)
+    label = models.CharField(max_length=100, blank=True)  # what spans record as aios.ab.test (the test's id)
+    variants = models.JSONField()  # [PolicyVariant]
+    weights = models.JSONField()  # [float], one per variant
+    active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        verbose_name_plural = "routing policies"
+        constraints = [
+            models.UniqueConstraint(fields=["active"], condition=models.Q(active=True), name="routingpolicy_one_active")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}{' (active)' if self.active else ''}"
+
+    @property
+    def spec(self) -> PolicySpec:
+        from routing.policies import PolicySpec
+
+        return PolicySpec.model_validate({"variants": self.variants, "weights": self.weights})

@@ -45,6 +45,7 @@ class Constraints:
     max_latency_ms: int | None = None
     requires_vision: bool = False
     min_context_tokens: int | None = None
+    min_tier: str | None = None  # never route below this tier (an A/B test's router policy)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, False)}
@@ -123,6 +124,8 @@ class ModelRouter:
     ) -> Decision:
         constraints = constraints or Constraints()
         tier, score, decided_by, explanation, features = self.assess(prompt)
+        if constraints.min_tier and TIER_ORDER.index(tier) < TIER_ORDER.index(constraints.min_tier):
+            tier, explanation = constraints.min_tier, f"{explanation}; raised to {constraints.min_tier} by policy"
         return self._choose(prompt, tier, score, decided_by, explanation, features, constraints, max_output_tokens)
 
     def explicit(self, prompt: str, endpoint: Endpoint, *, max_output_tokens: int | None = None) -> Decision:

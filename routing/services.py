@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import pydantic
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.utils import timezone
 
+from aios_core.errors import ConflictError
 from observability.audit import audit_append
 from routing import catalog
-from routing.models import ModelEndpoint, ProviderCredential, RouterModel, RouterTrainingExample
+from routing.models import ModelEndpoint, ProviderCredential, RouterModel, RouterTrainingExample, RoutingPolicy
 from routing.router import learned_router
 from routing.secrets import encrypt
 
@@ -115,11 +118,61 @@ def training_examples() -> Iterable[RouterTrainingExample]:
     return RouterTrainingExample.objects.order_by("pk").iterator()
 
 
+def routing_policy_set(
+    *, name: str, variants: list[dict[str, Any]], weights: list[float], label: str = "", actor: Any = None
+) -> RoutingPolicy:
+    """Create or replace the policy `name` and make it the active split of `auto` gateway traffic.
+    Raises ValidationError for a bad spec or an unknown model, ConflictError while another policy is active."""
+    from routing.policies import PolicySpec, active_policy
+
+    try:
+        spec = PolicySpec.model_validate({"variants": variants, "weights": weights})
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ValidationError({"variants": f"{where}: {err['msg']}" if where else err["msg"]}) from None
+    unknown = [v.model for v in spec.variants if v.model != "auto" and catalog.find(v.model) is None]
+    if unknown:
+        raise ValidationError({"variants": f"Unknown model {unknown[0]!r}."})
+    with transaction.atomic():
+        other = RoutingPolicy.objects.select_for_update().filter(active=True).exclude(name=name).first()
+        if other is not None:
+            raise ConflictError(f"The routing policy {other.name} is active; clear it first.", policy=other.name)
+        try:
+            with transaction.atomic():  # a concurrent set may win the one-active constraint
+                row, _ = RoutingPolicy.objects.update_or_create(
+                    name=name,
+                    defaults={"label": label, "variants": [v.model_dump() for v in spec.variants],
+                              "weights": list(spec.weights), "active": True, "updated_at": timezone.now(),
+                              "updated_by": actor.get_username() if actor else ""},
+                )  # fmt: skip
+        except IntegrityError:
+            raise ConflictError("Another routing policy became active.", policy=name) from None
+        audit_append(action="routing_policy.set", object_type="routing_policy", object_id=name,
+                     data={"label": label, "variants": row.variants, "weights": row.weights}, actor=actor)  # fmt: skip
+        transaction.on_commit(active_policy.bump)
+    return row
+
+
+def routing_policy_clear(*, name: str, actor: Any = None) -> bool:
+    """Deactivate the policy `name`; `auto` traffic is routed as usual again. False if it was not active."""
+    from routing.policies import active_policy
+
+    with transaction.atomic():
+        changed = RoutingPolicy.objects.filter(name=name, active=True).update(active=False, updated_at=timezone.now())
+        if changed:
+            audit_append(action="routing_policy.cleared", object_type="routing_policy", object_id=name, actor=actor)
+            transaction.on_commit(active_policy.bump)
+    return bool(changed)
+
+
 __all__ = [
     "ModelEndpoint",
     "credential_save",
     "endpoint_changed",
     "router_model_activate",
     "router_model_save",
+    "routing_policy_clear",
+    "routing_policy_set",
     "training_example_add",
 ]

@@ -1,0 +1,1 @@
+"""A/B tests: variants, assignment, the analysis plan, eval-run and live observations, verdicts."""
