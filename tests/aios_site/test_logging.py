@@ -81,6 +81,7 @@ def test_a_celery_task_logs_with_the_trace_id_of_the_span_that_sent_it() -> None
 
     with get_observability().trace_span("sender") as sender:
         traceparent = sender.traceparent
+
     class Task:  # what the receivers read of a Celery task
         request = SimpleNamespace(traceparent=traceparent, headers={})
 
