@@ -15,8 +15,8 @@ from django.utils import timezone
 from observability import histogram
 from observability.models import ALL, Span, SpanRollup, Trace
 
-# Windows up to this long read per-minute rollups; longer ones per-hour rollups (with hour
-# resolution at the window's start), so a 7-day summary reads ~170 buckets, not ~10,000.
+# Windows up to this long read per-minute rollups; longer ones per-hour rollups (with minute
+# rollups for the partial first hour), so a 7-day summary reads ~230 buckets, not ~10,000.
 MINUTE_ROLLUPS_UP_TO = timedelta(hours=1)
 QUANTILES = (50, 95, 99)
 
@@ -82,7 +82,7 @@ def _sparse(blob: bytes, dtype: str) -> np.ndarray:
     return np.frombuffer(blob, dtype=record, offset=20)["value"]
 
 
-def _rollup_rows(resolution: int, first: datetime, end: datetime, where: str, params: list[Any]) -> list[tuple]:
+def _rollup_rows(ranges: list[tuple[int, datetime, datetime]], where: str, params: list[Any]) -> list[tuple]:
     # array_send: the histograms travel as bytes and decode straight into numpy (see _sparse);
     # as int arrays, turning them into Python lists cost more than the query itself.
     sql = (
@@ -90,19 +90,35 @@ def _rollup_rows(resolution: int, first: datetime, end: datetime, where: str, pa
         "unknown_cost_count, array_send(hist_bins), array_send(hist_counts) FROM observability_spanrollup "
         f"WHERE resolution = %s AND bucket >= %s AND bucket <= %s{where}"
     )
-    raw = connection.connection
-    with psycopg.Cursor(raw) as cur:  # a binary-capable cursor (Django's are client-side)
-        cur.execute(sql, [resolution, first, end, *params], binary=True)
-        return cur.fetchall()
+    connection.ensure_connection()
+    rows: list[tuple] = []
+    with psycopg.Cursor(connection.connection) as cur:  # a binary-capable cursor (Django's are client-side)
+        for resolution, first, last in ranges:
+            cur.execute(sql, [resolution, first, last, *params], binary=True)
+            rows.extend(cur.fetchall())
+    return rows
+
+
+def rollup_ranges(start: datetime, end: datetime) -> list[tuple[int, datetime, datetime]]:
+    """The (resolution, first bucket, last bucket) ranges that cover [start, end].
+
+    Windows up to an hour read minute buckets; longer ones read minute buckets up to the first
+    full hour, then hour buckets, so a 24 h summary covers 24 h, not up to 25. The window is
+    aligned to the minute: the minute `start` falls in is counted whole (under a minute more)."""
+    first_minute = start.replace(second=0, microsecond=0)
+    if end - start <= MINUTE_ROLLUPS_UP_TO:
+        return [(60, first_minute, end)]
+    first_hour = first_minute.replace(minute=0)
+    if first_hour < first_minute:
+        first_hour += timedelta(hours=1)
+    head = [(60, first_minute, first_hour - timedelta(minutes=1))] if first_minute < first_hour else []
+    return [*head, (3600, first_hour, end)]
 
 
 def _from_rollups(
     start: datetime, end: datetime, agent: str | None, model: str | None, kind: str | None
 ) -> dict[str, Any]:
-    resolution = 60 if end - start <= MINUTE_ROLLUPS_UP_TO else 3600
-    first_bucket = start.replace(second=0, microsecond=0)
-    if resolution == 3600:
-        first_bucket = first_bucket.replace(minute=0)
+    ranges = rollup_ranges(start, end)
     if agent is None and model is None and kind is None:
         # The pre-aggregated rows: the total, one per agent, one per model (see SpanRollup).
         where, params = " AND kind = %s AND provider = %s AND (agent = %s OR model = %s)", [ALL, ALL, ALL, ALL]
@@ -110,8 +126,7 @@ def _from_rollups(
         where, params = _filters(agent, model, kind)
         where += " AND kind <> %s"
         params.append(ALL)
-    connection.ensure_connection()
-    rows = _rollup_rows(resolution, first_bucket, end, where, params)
+    rows = _rollup_rows(ranges, where, params)
     total, by_agent, by_model = _Acc(), defaultdict(_Acc), defaultdict(_Acc)
     pre_aggregated = agent is None and model is None and kind is None
     for r in rows:
@@ -133,7 +148,7 @@ def _from_rollups(
         "summary": total.result(),
         "by_agent": {k: v.result() for k, v in sorted(by_agent.items())},
         "by_model": {k: v.result() for k, v in sorted(by_model.items())},
-        "source": f"rollup_{'minute' if resolution == 60 else 'hour'}",
+        "source": f"rollup_{'minute' if len(ranges) == 1 and ranges[0][0] == 60 else 'hour'}",
         "relative_error": histogram.RELATIVE_ERROR,
     }
 
