@@ -106,14 +106,15 @@ def series_keys(kind: str, agent: str, model: str, provider: str) -> tuple[tuple
     return ((kind, agent, model, provider), (ALL, agent, ALL, ALL), (ALL, ALL, model, ALL), (ALL, ALL, ALL, ALL))
 
 
-def priced(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The row with its cost from the price table in effect at the span's start."""
+def priced(row: tuple[Any, ...], conn: Any = None) -> tuple[Any, ...]:
+    """The row with its cost from the price table in effect at the span's start (prices
+    reloaded, when they changed, over `conn`: the writer's own connection)."""
     if row[COL["cost_status"]] != PENDING:
         return row
     from observability.pricing import cost_of, prices
 
     model = row[COL["model"]]
-    price = prices.price_for(model, row[COL["started_at"]], row[COL["provider"]]) if model else None
+    price = prices.price_for(model, row[COL["started_at"]], row[COL["provider"]], conn=conn) if model else None
     cost = cost_of(price, input_tokens=row[COL["input_tokens"]], output_tokens=row[COL["output_tokens"]],
                    cached_input_tokens=row[COL["cached_input_tokens"]])  # fmt: skip
     c = COL["cost_usd"]
@@ -254,11 +255,14 @@ class SpanWriter(BufferedWriter):
     def on_failure(self, exc: Exception) -> None:
         prometheus.SPAN_FLUSH_ERRORS.inc()
 
+    def after_cycle(self) -> None:
+        prometheus.SPANS_BUFFERED.set(self.pending)
+
     def connect(self) -> Any:
         return _connect()
 
     def write_batch(self, conn: Any, batch: list[tuple[Any, ...]]) -> None:
-        batch[:] = [priced(row) for row in batch]  # in place: a retried batch is not priced twice
+        batch[:] = [priced(row, conn) for row in batch]  # in place: a retried batch is not priced twice
         rollups = rollup_rows(batch)
         traces = trace_columns(batch)
         with conn.transaction(), conn.cursor() as cur:
