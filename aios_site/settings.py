@@ -155,7 +155,10 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # redis-py 8 times socket reads out after 5 s by default, exactly the channel layer's
+            # blocking receive (BZPOPMIN, 5 s): every consumer idle that long died with a
+            # TimeoutError. Reads must be allowed to outlast the blocking timeout.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
             "prefix": env.str("AIOS_CHANNELS_PREFIX", default="aios"),
             "capacity": 1000,
             "expiry": 30,

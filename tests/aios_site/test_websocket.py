@@ -84,3 +84,20 @@ def test_a_logged_in_socket_receives_what_another_process_sends_through_redis() 
         return message
 
     assert async_to_sync(run)() == {"toast": "hello from another process"}
+
+
+def test_a_channel_layer_receive_outlives_an_idle_spell_longer_than_its_blocking_timeout() -> None:
+    """A consumer waits on the layer; with nothing to read for longer than the layer's blocking
+    pop (5 s), it must keep waiting, not die with a Redis read timeout."""
+    import asyncio
+
+    from channels.layers import get_channel_layer
+
+    async def run() -> None:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        with pytest.raises(TimeoutError) as raised:
+            await asyncio.wait_for(layer.receive(channel), timeout=layer.brpop_timeout + 2)
+        assert type(raised.value) is TimeoutError  # ours, not redis.exceptions.TimeoutError
+
+    async_to_sync(run)()

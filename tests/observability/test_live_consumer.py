@@ -92,7 +92,11 @@ def test_spans_written_by_another_process_produce_a_message() -> None:
         connected, _ = await comm.connect()
         assert connected
         snapshot = await comm.receive_json_from(timeout=10)
-        proc = subprocess.run([sys.executable, "-c", WRITER], env=subprocess_env(), capture_output=True, timeout=120)
+        # In a thread: blocking this event loop for the writer's run starved the consumer's own
+        # Redis reads, which then timed out and closed it (under load, the run takes seconds).
+        proc = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-c", WRITER], env=subprocess_env(), capture_output=True, timeout=120
+        )
         assert proc.returncode == 0, proc.stderr.decode()[-2000:]
         while True:  # heartbeats may come first; wait for the message that carries our spans
             message = await comm.receive_json_from(timeout=10)
