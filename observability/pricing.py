@@ -114,6 +114,16 @@ class PriceTable:
         self._version: object = None
         self._checked = 0.0
         self._lock = threading.Lock()
+        self._frozen = False
+
+    @classmethod
+    def snapshot(cls) -> PriceTable:
+        """A table of the prices in the database now, never reloaded (a recomputation prices
+        every span with one consistent table)."""
+        table = cls()
+        table._load()
+        table._frozen = True
+        return table
 
     def _load(self, conn: Any = None) -> None:
         self._prices = read_prices(conn)
@@ -121,7 +131,7 @@ class PriceTable:
 
     def _refresh(self, conn: Any = None) -> None:
         now = time.monotonic()
-        if now - self._checked < RECHECK_S and self._version is not None:
+        if self._frozen or (now - self._checked < RECHECK_S and self._version is not None):
             return
         from aios_core.versioned import NotLoaded, in_event_loop
 

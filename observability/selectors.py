@@ -124,7 +124,7 @@ def _from_rollups(
         where, params = " AND kind = %s AND provider = %s AND (agent = %s OR model = %s)", [ALL, ALL, ALL, ALL]
     else:
         where, params = _filters(agent, model, kind)
-        where += " AND kind <> %s"
+        where += " AND provider <> %s"  # each span's own series only: pre-aggregated rows have provider "*"
         params.append(ALL)
     rows = _rollup_rows(ranges, where, params)
     total, by_agent, by_model = _Acc(), defaultdict(_Acc), defaultdict(_Acc)
@@ -324,7 +324,7 @@ def traces_search(
 
 def filter_choices(since: datetime) -> dict[str, list[str]]:
     """Distinct agents and models seen recently, for the explorer's dropdowns (from rollups)."""
-    rows = SpanRollup.objects.filter(resolution=3600, bucket__gte=since).exclude(kind=ALL)
+    rows = SpanRollup.objects.filter(resolution=3600, bucket__gte=since).exclude(provider=ALL)  # own series
     return {
         "agents": sorted({a for a in rows.values_list("agent", flat=True).distinct() if a}),
         "models": sorted({m for m in rows.values_list("model", flat=True).distinct() if m}),

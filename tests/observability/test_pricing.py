@@ -106,3 +106,15 @@ def test_the_seed_prices_the_routed_models() -> None:
         price = prices.price_for(model, now, provider)
         assert price is not None, model
         assert (price.input_per_mtok, price.output_per_mtok) == (Decimal(inp), Decimal(out)), model
+
+
+def test_gpt_4o_2024_05_13_is_priced_as_it_was_not_as_its_family() -> None:
+    from tests.seeds import ensure_seed_data
+
+    ensure_seed_data()
+    prices.invalidate()
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    may = prices.price_for("gpt-4o-2024-05-13", now, "openai")
+    august = prices.price_for("gpt-4o-2024-08-06", now, "openai")
+    assert may is not None and (may.input_per_mtok, may.output_per_mtok) == (Decimal("5"), Decimal("15"))
+    assert august is not None and (august.input_per_mtok, august.output_per_mtok) == (Decimal("2.5"), Decimal("10"))
