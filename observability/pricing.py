@@ -147,14 +147,16 @@ class PriceTable:
         from django.db import connections
 
         try:
-            self._refresh_now()
+            # force: the event loop moved `_checked` before starting us, so the period test
+            # would skip the version check and a price change would never arrive.
+            self._refresh_now(force=True)
         finally:
             connections.close_all()  # this thread's own connection: it ends here
 
-    def _refresh_now(self, conn: Any = None) -> None:
+    def _refresh_now(self, conn: Any = None, *, force: bool = False) -> None:
         now = time.monotonic()
         with self._lock:
-            if now - self._checked < RECHECK_S and self._version is not None:
+            if not force and now - self._checked < RECHECK_S and self._version is not None:
                 return
             try:
                 version = cache.get(VERSION_KEY, 0)
