@@ -150,6 +150,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if not expected:
         return json_error(404, "disabled", "Prometheus metrics are disabled: set AIOS_METRICS_TOKEN to enable them.")
     header = request.headers.get("Authorization", "")
-    if not header.lower().startswith("bearer ") or not hmac.compare_digest(header[7:].strip(), expected):
+    # Bytes: compare_digest refuses str with non-ASCII characters (a 500 for a stray header).
+    sent = header[7:].strip().encode("utf-8", "surrogateescape")
+    if not header.lower().startswith("bearer ") or not hmac.compare_digest(sent, expected.encode()):
         return json_error(401, "unauthorized", "Send Authorization: Bearer <AIOS_METRICS_TOKEN>.")
     return HttpResponse(prometheus.render(), content_type="text/plain; version=0.0.4; charset=utf-8")

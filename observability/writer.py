@@ -199,17 +199,19 @@ def update_prometheus(rows: Sequence[tuple[Any, ...]]) -> None:
     counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
     tokens: dict[tuple[str, str, str], int] = defaultdict(int)
     costs: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    latencies: dict[tuple[str, str], list[float]] = defaultdict(list)
+    latencies: dict[tuple[str, str, str, str], list[float]] = defaultdict(list)
+    bounded = prometheus.bounded
     for r in rows:
-        kind, agent, model, status = r[COL["kind"]], r[COL["agent"]], r[COL["model"]], r[COL["status"]]
+        kind, status = r[COL["kind"]], r[COL["status"]]
+        agent, model = bounded("agent", r[COL["agent"]]), bounded("model", r[COL["model"]])
         counts[(kind, agent, model, status)] += 1
-        latencies[(kind, status)].append(r[COL["latency_ms"]] / 1000)
+        latencies[(kind, agent, model, status)].append(r[COL["latency_ms"]] / 1000)
         if r[COL["input_tokens"]] or r[COL["output_tokens"]]:
             tokens[(agent, model, "input")] += r[COL["input_tokens"]] - r[COL["cached_input_tokens"]]
             tokens[(agent, model, "cached_input")] += r[COL["cached_input_tokens"]]
             tokens[(agent, model, "output")] += r[COL["output_tokens"]]
             if r[COL["cost_status"]] == "unknown_model":
-                prometheus.UNPRICED.labels(model).inc()
+                prometheus.UNPRICED.labels(model).inc()  # bounded above
             elif r[COL["cost_usd"]] is not None:
                 costs[(agent, model)] += r[COL["cost_usd"]]
     for labels, n in counts.items():
