@@ -272,3 +272,34 @@ def test_counters_from_two_processes_add_up(tmp_path, monkeypatch) -> None:  # t
     assert spans[(("agent", "multiprocess"), ("kind", "llm"), ("model", ""), ("status", "ok"))] == 7
     latency = _samples(families["aios_span_latency_seconds"], "aios_span_latency_seconds_count")
     assert latency[(("agent", "multiprocess"), ("kind", "llm"), ("model", ""), ("status", "ok"))] == 7
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_otlp_body_that_inflates_past_the_limit_gets_a_json_413(encoding: str) -> None:
+    import gzip
+    import zlib
+
+    from observability.views import OTLP_MAX_BYTES
+
+    _, raw = token_create(user=make_user(), name="bomb", scopes=["ingest"])
+    payload = b"\0" * (OTLP_MAX_BYTES + 1024)
+    body = gzip.compress(payload) if encoding == "gzip" else zlib.compress(payload)
+    assert len(body) < 100_000
+    resp = Client().post("/v1/traces", data=body, content_type="application/x-protobuf",
+                         HTTP_CONTENT_ENCODING=encoding, HTTP_AUTHORIZATION=f"Bearer {raw}")  # fmt: skip
+    assert resp.status_code == 413 and resp.json()["error"] == "too_large"
+
+
+def test_a_gzipped_otlp_body_within_the_limit_is_ingested() -> None:
+    import gzip
+
+    _, raw = token_create(user=make_user(), name="gz-app", scopes=["ingest"])
+    now_ns = int(timezone.now().timestamp() * 1e9)
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": "5b8efff798038103d269b633813fc60d", "spanId": "eee19b7ec3c1b176", "name": "zipped",
+         "startTimeUnixNano": str(now_ns), "endTimeUnixNano": str(now_ns + 1_000_000)}]}]}]}  # fmt: skip
+    resp = Client().post("/v1/traces", data=gzip.compress(json.dumps(body).encode()), content_type="application/json",
+                         HTTP_CONTENT_ENCODING="gzip", HTTP_AUTHORIZATION=f"Bearer {raw}")  # fmt: skip
+    assert resp.status_code == 200
+    flushed()
+    assert Span.objects.filter(name="zipped").exists()
