@@ -6,6 +6,7 @@ class EvaluationConfig(AppConfig):
     verbose_name = "Evaluation"
 
     def ready(self) -> None:
-        from evaluation import gauges
+        from evaluation import gauges, panels
 
         gauges.register()  # /metrics: annotation backlog
+        panels.register()  # the overview's evaluation-scores panel
