@@ -51,7 +51,7 @@
       { x, y: s.cache_hit_rate.map((v) => (v === null ? null : v * 100)), name: "Hit rate", mode: "lines+markers",
         yaxis: "y2", line: { color: "#15803d" }, connectgaps: false, hovertemplate: "%{y:.1f}%" },
     ], { ...baseLayout, yaxis: { title: { text: "lookups" }, rangemode: "tozero" },
-         yaxis2: { overlaying: "y", side: "right", range: [0, 100], ticksuffix: "%", showgrid: false } }, config);
+         yaxis2: { overlaying: "y", side: "right", range: [0, 100], dtick: 25, ticksuffix: "%", showgrid: false } }, config);
     document.getElementById("cache-empty").hidden = s.cache_lookups.some((n) => n > 0);
     drawSummary();
   }
