@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(REQ_HASH)
 # pip prints a warning per package for this machine's optional local indexes; hide only those.
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: help install browser up test test-fast test-browser lint format demo bench clean
+.PHONY: help install browser up test test-fast test-browser lint format demo bench clean lock
 
 help:
 	@echo "make up      install, migrate, seed, then run web + worker + beat (http://127.0.0.1:$${PORT:-8000})"
@@ -56,6 +56,15 @@ lint: install
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# Re-pin requirements.txt from requirements.in (pip-tools is not installed here): a throwaway
+# venv installs the direct dependencies, and `pip freeze` pins everything they pulled in.
+lock:
+	@rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.in -c constraints.txt 2>&1 | $(PIP_QUIET)
+	.lock-venv/bin/python -m pip freeze --exclude-editable > requirements.txt
+	@rm -rf .lock-venv
+	@echo "requirements.txt re-pinned; review 'git diff requirements.txt'"
 
 clean:
 	rm -rf staticfiles .pytest_cache .ruff_cache

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, replace
 
 
@@ -46,3 +46,23 @@ def bound(**fields: object) -> Iterator[WorkContext]:
         yield _current.get()
     finally:
         _current.reset(token)
+
+
+def bind_trace(trace_id: str | None) -> Token[WorkContext] | None:
+    """Stamp `trace_id` on the current context (the tracing layer calls this when a span or a
+    remote parent becomes current). Returns a token for `unbind`, or None when nothing changed
+    (a child span of the same trace costs no context copy)."""
+    ctx = _current.get()
+    if ctx.trace_id == trace_id:
+        return None
+    return _current.set(replace(ctx, trace_id=trace_id))
+
+
+def unbind(token: Token[WorkContext] | None) -> None:
+    """Undo `bind_trace`. A span exited in another context (a generator closed elsewhere) has
+    nothing to undo here."""
+    if token is not None:
+        try:
+            _current.reset(token)
+        except ValueError:
+            pass

@@ -6,4 +6,6 @@ class AiosSiteConfig(AppConfig):
     verbose_name = "Ai:oS site"
 
     def ready(self) -> None:
-        from aios_site import signals  # noqa: F401  (audit receivers, role sync)
+        from aios_site import gauges, signals  # noqa: F401  (audit receivers, role sync)
+
+        gauges.register()  # /metrics: the Celery queue length

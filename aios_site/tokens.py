@@ -61,17 +61,18 @@ def token_create(
     return token, raw
 
 
-def token_revoke(*, token: ApiToken) -> ApiToken:
+def token_revoke(*, token: ApiToken, via: str = "") -> ApiToken:
+    """Revoke `token` (idempotent), audited. `via` names a path other than the UI (e.g. "cli")."""
     with transaction.atomic():
         locked = ApiToken.objects.select_for_update().get(pk=token.pk)
         if locked.revoked_at is None:
             locked.revoked_at = timezone.now()
             locked.save(update_fields=["revoked_at"])
             transaction.on_commit(lambda: forget_cached_token(locked.token_hash))
-            audit_append(
-                action="token.revoked", object_type="api_token", object_id=locked.pk,
-                data={"name": locked.name, "owner": locked.user.get_username()},
-            )  # fmt: skip
+            data = {"name": locked.name, "owner": locked.user.get_username()}
+            if via:
+                data["via"] = via
+            audit_append(action="token.revoked", object_type="api_token", object_id=locked.pk, data=data)
     return locked
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
@@ -83,7 +84,7 @@ class ModelPriceAdmin(admin.ModelAdmin):
 
     @admin.display(description="History")
     def history_link(self, obj: ModelPrice) -> str:
-        url = reverse("admin:observability_modelprice_changelist") + f"?pattern={obj.pattern}"
+        url = reverse("admin:observability_modelprice_changelist") + "?" + urlencode({"pattern": obj.pattern})
         return format_html('<a href="{}">all prices</a>', url)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ModelPrice]:
@@ -134,7 +135,9 @@ class ModelPriceAdmin(admin.ModelAdmin):
             since: datetime = form.cleaned_data["since"]
             result = costs_recompute(price=price, since=since, actor=request.user)
             self.message_user(
-                request, f"Recomputed {result['spans_updated']} spans of {', '.join(result['models']) or 'no model'}.",
+                request,
+                f"Re-priced {result['spans_updated']} of {result['spans_checked']} spans of "
+                f"{', '.join(result['models']) or 'no model'}.",
             )  # fmt: skip
             return None
         context = {**self.admin_site.each_context(request), "form": form, "price": price, "opts": self.model._meta,

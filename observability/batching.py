@@ -3,7 +3,8 @@
 The machinery behind the span writer and the routing-decision writer: producers append in
 microseconds and never wait on the database. Each process has its own writer thread and its
 own psycopg connection. A batch that fails goes back to the front of the buffer and is retried
-with backoff (up to 10 s between tries) while the database is away; when the buffer is full,
+with backoff (0.5 s doubling to 10 s between tries; producers do not wake the thread early
+while it backs off) while the database is away; when the buffer is full,
 new items are dropped and counted (`dropped`, and `on_drop` for metrics), never silently.
 """
 
@@ -56,6 +57,9 @@ class BufferedWriter:
         self.dropped = 0
         self.written = 0
         self._failing_since: float | None = None
+        # Set while the database refuses batches: producers then leave the thread asleep for its
+        # backoff instead of waking it on every add (a tight reconnect loop during an outage).
+        self._backing_off = False
 
     # --- hooks -------------------------------------------------------------------------------
     def connect(self) -> Any:
@@ -73,6 +77,9 @@ class BufferedWriter:
     def on_failure(self, exc: Exception) -> None:
         """Called when a batch could not be written (it will be retried)."""
 
+    def after_cycle(self) -> None:
+        """Called by the writer thread after each flush attempt (buffer gauges)."""
+
     # --- producer side (any thread) ----------------------------------------------------------
     def add(self, item: Any) -> None:
         if len(self._buffer) >= self.max_items:
@@ -82,7 +89,7 @@ class BufferedWriter:
         self._buffer.append(item)
         if self._thread is None:
             self._start()
-        if len(self._buffer) >= self.batch_size:
+        if len(self._buffer) >= self.batch_size and not self._backing_off:
             self._wake.set()
 
     @property
@@ -101,7 +108,13 @@ class BufferedWriter:
         while not self._stopping:
             self._wake.wait(timeout=max(self.flush_interval_s, backoff))
             self._wake.clear()
-            backoff = 0.0 if self._flush_all() else min(max(backoff * 2, 0.5), 10.0)
+            ok = self._flush_all()
+            backoff = 0.0 if ok else min(max(backoff * 2, 0.5), 10.0)
+            self._backing_off = not ok
+            try:
+                self.after_cycle()
+            except Exception:  # metrics must never stop the writer
+                log.debug("%s writer: after_cycle failed", self.name, exc_info=True)
 
     def _take(self) -> list[Any]:
         batch = []
@@ -167,7 +180,8 @@ class BufferedWriter:
         if self._thread is None and self._buffer:
             self._start()
         while self.pending:
-            self._wake.set()
+            if not self._backing_off:  # a failing database is retried on the backoff's schedule
+                self._wake.set()
             with self._idle:
                 self._idle.wait(timeout=0.05)
             if time.monotonic() > deadline:
@@ -175,6 +189,7 @@ class BufferedWriter:
         return True
 
     def close(self, timeout: float = 10.0) -> None:
+        self._backing_off = False  # one last attempt at once, whatever the backoff
         self.flush(timeout)
         self._stopping = True
         self._wake.set()

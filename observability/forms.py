@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import forms
 from django.utils import timezone
@@ -23,9 +24,27 @@ class TraceFilterForm(forms.Form):
     status = forms.ChoiceField(choices=[("", "Any status"), ("ok", "OK"), ("error", "Error")], required=False)
     kind = forms.ChoiceField(choices=[("", "Any kind"), *SpanKind.choices], required=False)
     q = forms.CharField(required=False, max_length=200, label="Text")
+    # The viewer's time zone (IANA name, filled in by static/js/traces.js): the custom range's
+    # datetime-local fields hold wall-clock times in it. Empty: UTC.
+    tz = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+
+    def clean_tz(self) -> ZoneInfo | None:
+        name = self.cleaned_data.get("tz") or ""
+        if not name:
+            return None
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise forms.ValidationError("Unknown time zone.") from None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        zone = data.get("tz")
+        for field in ("since", "until"):
+            if data.get(field) and zone is not None:  # read in the viewer's zone, not the server's
+                data[field] = timezone.make_aware(
+                    timezone.make_naive(data[field], timezone.get_current_timezone()), zone
+                )
         since, until = data.get("since"), data.get("until")
         if data.get("range") == "custom":
             if not since:

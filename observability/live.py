@@ -2,10 +2,11 @@
 
 Writers (any process) mark the feed dirty after each committed batch and record the newest
 span end they wrote (the watermark). Each web process that has dashboard sockets runs a small
-loop; every tick at most one process in the whole deployment wins a Redis slot (SET NX PX),
+loop, ticking at the start of each quarter-second slot of the wall clock; in each slot at most
+one process in the whole deployment wins it (SET NX on a key named after the slot number),
 reads the dirty flag, computes the newest points from the rollups, and sends one message per
-window group. So each group gets at most 1 / TICK_S messages a second, whatever the span rate
-or the number of processes. Messages carry a global sequence number: the channel layer is
+window group. So each group gets at most one message per slot, four a second, whatever the
+span rate or the number of processes. Messages carry a global sequence number: the channel layer is
 at-most-once, and a client that sees a gap re-reads the window over HTTP instead of drawing a hole.
 """
 
@@ -22,9 +23,10 @@ from django.conf import settings
 
 log = logging.getLogger(__name__)
 
-TICK_S = 0.25  # at most four messages a second per group
+TICK_S = 0.25  # one slot: at most four messages a second per group
 HEARTBEAT_S = 5.0
 SUMMARY_EVERY_S = 1.0
+PANELS_EVERY_S = 10.0  # panels of other apps (evaluation scores...) are slower-moving and costlier
 WINDOWS = ("15m", "1h", "24h", "7d")
 KEY_DIRTY = "aios:live:dirty"
 KEY_WATERMARK = "aios:live:watermark"
@@ -79,9 +81,19 @@ def current_seq() -> int:
         return 0
 
 
+def _panels(window: str) -> list[dict[str, Any]]:
+    from django.utils import timezone
+
+    from observability.panels import panels_data
+    from observability.selectors import WINDOW_SECONDS
+
+    until = timezone.now()
+    return panels_data(since=until - timedelta(seconds=WINDOW_SECONDS[window]), until=until)
+
+
 def snapshot(window: str) -> dict[str, Any]:
     """What a client draws first (and re-reads after a gap): the whole window."""
-    from observability.selectors import WINDOW_SECONDS, costs_by_caller, metrics_summary, metrics_timeseries
+    from observability.selectors import WINDOW_SECONDS, costs_by_caller, metrics_timeseries, overview_summary
 
     seq = current_seq()  # read first: anything newer arrives as a message after this snapshot
     span = timedelta(seconds=WINDOW_SECONDS[window])
@@ -89,17 +101,20 @@ def snapshot(window: str) -> dict[str, Any]:
         "seq": seq,
         "window": window,
         "series": metrics_timeseries(window=window),
-        "summary": metrics_summary(window=span),
+        "summary": overview_summary(window=span),
+        "panels": _panels(window),
         "by_caller": costs_by_caller(window=span),  # on (re)load only: a trace scan, not a rollup read
     }
 
 
-def _update(window: str, with_summary: bool) -> dict[str, Any]:
-    from observability.selectors import WINDOW_SECONDS, metrics_summary, metrics_timeseries
+def _update(window: str, with_summary: bool, with_panels: bool) -> dict[str, Any]:
+    from observability.selectors import WINDOW_SECONDS, metrics_timeseries, overview_summary
 
     body: dict[str, Any] = {"window": window, "series": metrics_timeseries(window=window, points=2)}
     if with_summary:
-        body["summary"] = metrics_summary(window=timedelta(seconds=WINDOW_SECONDS[window]))
+        body["summary"] = overview_summary(window=timedelta(seconds=WINDOW_SECONDS[window]))
+    if with_panels:
+        body["panels"] = _panels(window)
     return body
 
 
@@ -111,6 +126,7 @@ class LiveFeed:
         self._task: asyncio.Task[None] | None = None
         self._last_publish = 0.0
         self._last_summary = 0.0
+        self._last_panels = 0.0
         self._redis: Any = None
 
     def attach(self) -> None:
@@ -134,38 +150,44 @@ class LiveFeed:
 
     async def _run(self) -> None:
         while self.local_sockets > 0:
-            started = time.monotonic()
+            slot = int(time.time() // TICK_S)
             try:
-                await self._tick()
+                await self._tick(slot)
             except Exception:
                 log.warning("live feed tick failed", exc_info=True)
-            await asyncio.sleep(max(0.0, TICK_S - (time.monotonic() - started)))
+            # Wake at the start of the next slot (every process alike, so the first to try wins it).
+            await asyncio.sleep(max(0.0, (slot + 1) * TICK_S - time.time()) + 0.002)
         self._task = None
 
-    async def _tick(self) -> None:
+    async def _tick(self, slot: int) -> None:
         r = await self._client()
-        if not await r.set(_key(KEY_SLOT), "1", nx=True, px=int(TICK_S * 1000) - 10):
-            return  # another process publishes this tick
+        # One publisher per wall-clock slot in the whole deployment: the key is the slot itself,
+        # so a process whose clock tick comes late cannot publish twice in one slot.
+        if not await r.set(_key(f"{KEY_SLOT}:{slot}"), "1", nx=True, px=int(TICK_S * 8 * 1000)):
+            return  # another process publishes this slot
         dirty = await r.getdel(_key(KEY_DIRTY))
         now = time.monotonic()
         if not dirty and now - self._last_publish < HEARTBEAT_S:
             return
         with_summary = now - self._last_summary >= SUMMARY_EVERY_S
+        with_panels = now - self._last_panels >= PANELS_EVERY_S
         seq = int(await r.incr(_key(KEY_SEQ)))
         watermark_raw = await r.get(_key(KEY_WATERMARK))
         from channels.db import database_sync_to_async
         from channels.layers import get_channel_layer
 
-        updates = await database_sync_to_async(lambda: [_update(w, with_summary) for w in WINDOWS])()
+        updates = await database_sync_to_async(lambda: [_update(w, with_summary, with_panels) for w in WINDOWS])()
         watermark = datetime.fromtimestamp(float(watermark_raw), UTC).isoformat() if watermark_raw else None
         layer = get_channel_layer()
         sent_at = datetime.now(UTC).isoformat()
         for body in updates:
-            payload = {"type": "update", "seq": seq, "watermark": watermark, "sent_at": sent_at, **body}
+            payload = {"type": "update", "seq": seq, "slot": slot, "watermark": watermark, "sent_at": sent_at, **body}
             await layer.group_send(group_name(body["window"]), {"type": "metrics.update", "payload": payload})
         self._last_publish = now
         if with_summary:
             self._last_summary = now
+        if with_panels:
+            self._last_panels = now
 
 
 feed = LiveFeed()

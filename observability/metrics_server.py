@@ -31,7 +31,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 def bearer_ok(header: str, expected: str) -> bool:
     """Whether an Authorization header carries `Bearer <expected>` (constant-time compare)."""
-    return header.lower().startswith("bearer ") and hmac.compare_digest(header[7:].strip(), expected)
+    # Bytes: compare_digest refuses str with non-ASCII characters (a 500 for a stray header).
+    sent = header[7:].strip().encode("utf-8", "surrogateescape")
+    return header.lower().startswith("bearer ") and hmac.compare_digest(sent, expected.encode())
 
 
 def metrics_token() -> str | None:

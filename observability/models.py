@@ -196,8 +196,10 @@ class SpanRollup(models.Model):
     as the spans it counts.
 
     Each bucket holds one row per (kind, agent, model, provider) and pre-aggregated rows with
-    "*" for the dimensions they sum over: per agent, per model, and the total. A summary with
-    no filter reads only those (about 15 rows an hour, whatever the traffic)."""
+    "*" for the dimensions they sum over: per agent, per model, per kind, the total, and the
+    "calls" rows (kind "*calls": LLM calls and agent actions only). Which rows a span counts
+    in is decided in `observability.series`. A summary with no filter reads only the
+    pre-aggregated rows (a few dozen an hour, whatever the traffic)."""
 
     resolution = models.PositiveIntegerField()  # seconds: 60 or 3600
     bucket = models.DateTimeField()
@@ -214,6 +216,8 @@ class SpanRollup(models.Model):
     reasoning_tokens = models.BigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=20, decimal_places=10, default=0)
     unknown_cost_count = models.BigIntegerField(default=0)
+    cache_hits = models.BigIntegerField(default=0, db_default=0)  # cache lookups answered (observability.series)
+    cache_misses = models.BigIntegerField(default=0, db_default=0)
     hist_bins = ArrayField(models.SmallIntegerField())  # ascending bin indexes with a count
     hist_counts = ArrayField(models.IntegerField())
 

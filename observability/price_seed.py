@@ -50,3 +50,10 @@ SEED_PRICES: list[tuple[str, str, str, str, str, str | None]] = [
     ("sim", "Simulator, complex tier", r"sim/complex|complex", "3.00", "15.00", "0.30"),
     ("sim", "Simulator, baseline", r"sim/baseline|baseline", "2.50", "10.00", "1.25"),
 ]
+
+
+# Dated snapshots priced unlike their family: literal patterns with a higher priority, so they
+# win over the family's pattern. Columns as above, then the priority. Seeded by migration 0006.
+DATED_PRICES: list[tuple[str, str, str, str, str, str | None, int]] = [
+    ("openai", "GPT-4o (2024-05-13)", r"gpt-4o-2024-05-13", "5.00", "15.00", None, 10),
+]

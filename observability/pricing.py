@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
+from typing import Any
 
 from django.core.cache import cache
 
@@ -70,52 +71,99 @@ def cost_of(
     return Cost(usd.quantize(COST_QUANTUM), "priced", price.id)
 
 
+_PRICES_SQL = (
+    "SELECT id, provider, pattern, input_per_mtok, output_per_mtok, cached_input_per_mtok, effective_from, priority "
+    "FROM observability_modelprice"
+)
+
+
+def _prices_from(rows: Any) -> tuple[Price, ...]:
+    out = []
+    for pk, provider, pattern, inp, outp, cached, effective_from, priority in rows:
+        try:
+            regex = compile_pattern(pattern)
+        except re.error:
+            continue  # the admin form refuses bad patterns; a bad row must not break pricing
+        out.append(Price(pk, provider, pattern, regex, inp, outp, cached, effective_from, priority))
+    return tuple(out)
+
+
+def read_prices(conn: Any = None) -> tuple[Price, ...]:
+    """Every price row. Through `conn` (a psycopg connection of a writer thread) when given,
+    else through Django's connection of the calling thread."""
+    if conn is not None:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(_PRICES_SQL)
+            return _prices_from(cur.fetchall())
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(_PRICES_SQL)
+        return _prices_from(cur.fetchall())
+
+
 class PriceTable:
+    """The price rule over an in-memory copy of the table (see the module docstring).
+
+    `conn`: the span writer prices in its own thread over its own psycopg connection, which it
+    reconnects after a database restart; Django's connection of a long-lived non-request thread
+    is never checked or replaced, so after a restart every reload through it would fail."""
+
     def __init__(self) -> None:
         self._prices: tuple[Price, ...] = ()
         self._version: object = None
         self._checked = 0.0
         self._lock = threading.Lock()
+        self._frozen = False
 
-    def _load(self) -> None:
-        from observability.models import ModelPrice
+    @classmethod
+    def snapshot(cls) -> PriceTable:
+        """A table of the prices in the database now, never reloaded (a recomputation prices
+        every span with one consistent table)."""
+        table = cls()
+        table._load()
+        table._frozen = True
+        return table
 
-        rows = []
-        for p in ModelPrice.objects.all():
-            try:
-                regex = compile_pattern(p.pattern)
-            except re.error:
-                continue  # the admin form refuses bad patterns; a bad row must not break pricing
-            rows.append(Price(p.pk, p.provider, p.pattern, regex, p.input_per_mtok, p.output_per_mtok,
-                              p.cached_input_per_mtok, p.effective_from, p.priority))  # fmt: skip
-        self._prices = tuple(rows)
+    def _load(self, conn: Any = None) -> None:
+        self._prices = read_prices(conn)
         self._match.cache_clear()
 
-    def _refresh(self) -> None:
+    def _refresh(self, conn: Any = None) -> None:
         now = time.monotonic()
-        if now - self._checked < RECHECK_S and self._version is not None:
+        if self._frozen or (now - self._checked < RECHECK_S and self._version is not None):
             return
         from aios_core.versioned import NotLoaded, in_event_loop
 
-        if in_event_loop():  # never query from an event loop: serve what we have, refresh in a thread
+        if conn is None and in_event_loop():  # never query from an event loop: serve what we have, refresh in a thread
             if self._version is None:
                 raise NotLoaded("prices")
             self._checked = now
-            threading.Thread(target=self._refresh_now, daemon=True).start()
+            threading.Thread(target=self._refresh_in_thread, daemon=True).start()
             return
-        self._refresh_now()
+        self._refresh_now(conn)
 
-    def _refresh_now(self) -> None:
+    def _refresh_in_thread(self) -> None:
+        from django.db import connections
+
+        try:
+            # force: the event loop moved `_checked` before starting us, so the period test
+            # would skip the version check and a price change would never arrive.
+            self._refresh_now(force=True)
+        finally:
+            connections.close_all()  # this thread's own connection: it ends here
+
+    def _refresh_now(self, conn: Any = None, *, force: bool = False) -> None:
         now = time.monotonic()
         with self._lock:
-            if now - self._checked < RECHECK_S and self._version is not None:
+            if not force and now - self._checked < RECHECK_S and self._version is not None:
                 return
             try:
                 version = cache.get(VERSION_KEY, 0)
             except Exception:  # noqa: BLE001 - Redis down: keep the prices we have
                 version = self._version if self._version is not None else 0
             if version != self._version:
-                self._load()
+                self._load(conn)
                 self._version = version
             self._checked = now
 
@@ -132,10 +180,10 @@ class PriceTable:
             found = [p for p in self._prices if p.regex.fullmatch(model)]
         return tuple(sorted(found, key=lambda p: (-p.priority, -p.effective_from.timestamp())))
 
-    def price_for(self, model: str, at: datetime, provider: str = "") -> Price | None:
+    def price_for(self, model: str, at: datetime, provider: str = "", *, conn: Any = None) -> Price | None:
         if not model:
             return None
-        self._refresh()
+        self._refresh(conn)
         for price in self._match(model, provider or ""):
             if price.effective_from <= at:
                 return price

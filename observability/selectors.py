@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from observability import histogram
 from observability.models import ALL, Span, SpanRollup, Trace
+from observability.series import CALL_KINDS, CALLS
 
-# Windows up to this long read per-minute rollups; longer ones per-hour rollups (with hour
-# resolution at the window's start), so a 7-day summary reads ~170 buckets, not ~10,000.
+# Windows up to this long read per-minute rollups; longer ones per-hour rollups (with minute
+# rollups for the partial first hour), so a 7-day summary reads ~230 buckets, not ~10,000.
 MINUTE_ROLLUPS_UP_TO = timedelta(hours=1)
 QUANTILES = (50, 95, 99)
 
@@ -82,36 +83,54 @@ def _sparse(blob: bytes, dtype: str) -> np.ndarray:
     return np.frombuffer(blob, dtype=record, offset=20)["value"]
 
 
-def _rollup_rows(resolution: int, first: datetime, end: datetime, where: str, params: list[Any]) -> list[tuple]:
+def _rollup_rows(
+    ranges: list[tuple[int, datetime, datetime]], where: str, params: list[Any], *, with_kind: bool = False
+) -> list[tuple]:
     # array_send: the histograms travel as bytes and decode straight into numpy (see _sparse);
     # as int arrays, turning them into Python lists cost more than the query itself.
+    extra = ", kind, cache_hits, cache_misses" if with_kind else ""
     sql = (
         "SELECT agent, model, count, error_count, latency_sum_ms, input_tokens, output_tokens, cost_usd, "
-        "unknown_cost_count, array_send(hist_bins), array_send(hist_counts) FROM observability_spanrollup "
+        f"unknown_cost_count, array_send(hist_bins), array_send(hist_counts){extra} FROM observability_spanrollup "
         f"WHERE resolution = %s AND bucket >= %s AND bucket <= %s{where}"
     )
-    raw = connection.connection
-    with psycopg.Cursor(raw) as cur:  # a binary-capable cursor (Django's are client-side)
-        cur.execute(sql, [resolution, first, end, *params], binary=True)
-        return cur.fetchall()
+    connection.ensure_connection()
+    rows: list[tuple] = []
+    with psycopg.Cursor(connection.connection) as cur:  # a binary-capable cursor (Django's are client-side)
+        for resolution, first, last in ranges:
+            cur.execute(sql, [resolution, first, last, *params], binary=True)
+            rows.extend(cur.fetchall())
+    return rows
+
+
+def rollup_ranges(start: datetime, end: datetime) -> list[tuple[int, datetime, datetime]]:
+    """The (resolution, first bucket, last bucket) ranges that cover [start, end].
+
+    Windows up to an hour read minute buckets; longer ones read minute buckets up to the first
+    full hour, then hour buckets, so a 24 h summary covers 24 h, not up to 25. The window is
+    aligned to the minute: the minute `start` falls in is counted whole (under a minute more)."""
+    first_minute = start.replace(second=0, microsecond=0)
+    if end - start <= MINUTE_ROLLUPS_UP_TO:
+        return [(60, first_minute, end)]
+    first_hour = first_minute.replace(minute=0)
+    if first_hour < first_minute:
+        first_hour += timedelta(hours=1)
+    head = [(60, first_minute, first_hour - timedelta(minutes=1))] if first_minute < first_hour else []
+    return [*head, (3600, first_hour, end)]
 
 
 def _from_rollups(
     start: datetime, end: datetime, agent: str | None, model: str | None, kind: str | None
 ) -> dict[str, Any]:
-    resolution = 60 if end - start <= MINUTE_ROLLUPS_UP_TO else 3600
-    first_bucket = start.replace(second=0, microsecond=0)
-    if resolution == 3600:
-        first_bucket = first_bucket.replace(minute=0)
+    ranges = rollup_ranges(start, end)
     if agent is None and model is None and kind is None:
         # The pre-aggregated rows: the total, one per agent, one per model (see SpanRollup).
         where, params = " AND kind = %s AND provider = %s AND (agent = %s OR model = %s)", [ALL, ALL, ALL, ALL]
     else:
         where, params = _filters(agent, model, kind)
-        where += " AND kind <> %s"
+        where += " AND provider <> %s"  # each span's own series only: pre-aggregated rows have provider "*"
         params.append(ALL)
-    connection.ensure_connection()
-    rows = _rollup_rows(resolution, first_bucket, end, where, params)
+    rows = _rollup_rows(ranges, where, params)
     total, by_agent, by_model = _Acc(), defaultdict(_Acc), defaultdict(_Acc)
     pre_aggregated = agent is None and model is None and kind is None
     for r in rows:
@@ -133,7 +152,7 @@ def _from_rollups(
         "summary": total.result(),
         "by_agent": {k: v.result() for k, v in sorted(by_agent.items())},
         "by_model": {k: v.result() for k, v in sorted(by_model.items())},
-        "source": f"rollup_{'minute' if resolution == 60 else 'hour'}",
+        "source": f"rollup_{'minute' if len(ranges) == 1 and ranges[0][0] == 60 else 'hour'}",
         "relative_error": histogram.RELATIVE_ERROR,
     }
 
@@ -217,9 +236,11 @@ def _floor_epoch(ts: datetime, step: int) -> datetime:
 
 
 def metrics_timeseries(*, window: str, now: datetime | None = None, points: int | None = None) -> dict[str, Any]:
-    """Per-point calls, errors, cost and latency percentiles for the overview charts, from the
-    pre-aggregated total rollup rows. `points` limits the result to the newest points (the live
-    feed sends the last two; a point still filling up is sent again when it changes)."""
+    """Per-point calls, errors, latency percentiles, cost and cache hit rate for the overview
+    charts. Calls, errors and latency are the calls' (LLM calls and agent actions: the "calls"
+    rollup rows, observability.series); cost and cache lookups are every span's (the total rows).
+    `points` limits the result to the newest points (the live feed sends the last two; a point
+    still filling up is sent again when it changes)."""
     resolution, step = SERIES_LAYOUT[window]
     end = now or timezone.now()
     span = WINDOW_SECONDS[window] if points is None else step * points
@@ -227,11 +248,11 @@ def metrics_timeseries(*, window: str, now: datetime | None = None, points: int 
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cur:
         cur.execute(
-            "SELECT bucket, count, error_count, cost_usd, latency_sum_ms, array_send(hist_bins), "
+            "SELECT kind, bucket, count, error_count, cost_usd, cache_hits, cache_misses, array_send(hist_bins), "
             "array_send(hist_counts) "
-            "FROM observability_spanrollup WHERE resolution = %s AND kind = %s AND agent = %s AND model = %s "
+            "FROM observability_spanrollup WHERE resolution = %s AND kind IN (%s, %s) AND agent = %s AND model = %s "
             "AND provider = %s AND bucket >= %s AND bucket <= %s ORDER BY bucket",
-            [resolution, ALL, ALL, ALL, ALL, first, end],
+            [resolution, ALL, CALLS, ALL, ALL, ALL, first, end],
             binary=True,
         )
         rows = cur.fetchall()
@@ -239,20 +260,28 @@ def metrics_timeseries(*, window: str, now: datetime | None = None, points: int 
     calls = np.zeros(n, dtype=np.int64)
     errors = np.zeros(n, dtype=np.int64)
     cost = np.zeros(n, dtype=np.float64)
+    hits = np.zeros(n, dtype=np.int64)
+    misses = np.zeros(n, dtype=np.int64)
     hists = np.zeros((n, histogram.N_BINS), dtype=np.int64)
-    for bucket, count, err, usd, _lat, bins_blob, counts_blob in rows:
+    for kind, bucket, count, err, usd, c_hits, c_misses, bins_blob, counts_blob in rows:
         i = int((bucket - first).total_seconds() // step)
-        if 0 <= i < n:
+        if not 0 <= i < n:
+            continue
+        if kind == CALLS:
             calls[i] += count
             errors[i] += err
-            cost[i] += float(usd)
             hists[i, _sparse(bins_blob, ">i2").astype(np.int64)] += _sparse(counts_blob, ">i4")
+        else:
+            cost[i] += float(usd)
+            hits[i] += c_hits
+            misses[i] += c_misses
     p50, p95, p99 = [], [], []
     for i in range(n):
         a, b, c = histogram.percentiles(hists[i], QUANTILES)
         p50.append(a)
         p95.append(b)
         p99.append(c)
+    lookups = (hits + misses).tolist()
     return {
         "window": window,
         "step_s": step,
@@ -264,6 +293,50 @@ def metrics_timeseries(*, window: str, now: datetime | None = None, points: int 
         "p50": p50,
         "p95": p95,
         "p99": p99,
+        "cache_lookups": lookups,
+        "cache_hit_rate": [(h / k if k else None) for h, k in zip(hits.tolist(), lookups, strict=True)],
+    }
+
+
+def _calls_and_costs(calls: _Acc | None, everything: _Acc | None) -> dict[str, Any]:
+    """One overview row: calls, errors and latency of the calls; tokens and cost of every span."""
+    out = calls.result() if calls is not None else _empty()
+    if everything is not None:
+        totals = everything.result()
+        for key in ("total_tokens", "input_tokens", "output_tokens", "total_cost_usd", "unpriced_calls"):
+            out[key] = totals[key]
+    return out
+
+
+def overview_summary(*, window: timedelta, now: datetime | None = None) -> dict[str, Any]:
+    """What the overview's numbers and tables show over the window, from the pre-aggregated
+    rollup rows: totals, per agent and per model counting calls (LLM calls and agent actions;
+    a routing step or cache lookup is part of a call, not one), with the tokens and cost of all
+    their spans; per span kind (every kind, e.g. approval spans: time spent waiting for people);
+    and cache lookups (hits, misses, hit rate)."""
+    end = now or timezone.now()
+    rows = _rollup_rows(rollup_ranges(end - window, end), " AND provider = %s", [ALL], with_kind=True)
+    totals: dict[tuple[str, str, str], _Acc] = defaultdict(_Acc)
+    hits = misses = 0
+    for r in rows:
+        kind, agent, model = r[11], r[0], r[1]
+        hist = np.zeros(histogram.N_BINS, dtype=np.int64)
+        hist[_sparse(r[9], ">i2").astype(np.int64)] = _sparse(r[10], ">i4")
+        totals[(kind, agent, model)].add(r[2], r[3], r[4], r[5], r[6], r[7], r[8], hist)
+        if kind == ALL and agent == ALL and model == ALL:
+            hits += r[12]
+            misses += r[13]
+    agents = sorted({a for k, a, m in totals if k in (ALL, CALLS) and a != ALL})
+    models = sorted({m for k, a, m in totals if k == CALLS and m not in (ALL, "")})
+    kinds = sorted({k for k, a, m in totals if k not in (ALL, CALLS)})
+    return {
+        "summary": _calls_and_costs(totals.get((CALLS, ALL, ALL)), totals.get((ALL, ALL, ALL))),
+        "by_agent": {a: _calls_and_costs(totals.get((CALLS, a, ALL)), totals.get((ALL, a, ALL))) for a in agents},
+        "by_model": {m: _calls_and_costs(totals.get((CALLS, ALL, m)), totals.get((ALL, ALL, m))) for m in models},
+        "by_kind": {k: totals[(k, ALL, ALL)].result() for k in kinds},
+        "cache": {"hits": hits, "misses": misses, "hit_rate": hits / (hits + misses) if hits + misses else None},
+        "calls_are": list(CALL_KINDS),
+        "relative_error": histogram.RELATIVE_ERROR,
     }
 
 
@@ -309,7 +382,7 @@ def traces_search(
 
 def filter_choices(since: datetime) -> dict[str, list[str]]:
     """Distinct agents and models seen recently, for the explorer's dropdowns (from rollups)."""
-    rows = SpanRollup.objects.filter(resolution=3600, bucket__gte=since).exclude(kind=ALL)
+    rows = SpanRollup.objects.filter(resolution=3600, bucket__gte=since).exclude(provider=ALL)  # own series
     return {
         "agents": sorted({a for a in rows.values_list("agent", flat=True).distinct() if a}),
         "models": sorted({m for m in rows.values_list("model", flat=True).distinct() if m}),

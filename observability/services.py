@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from observability.audit import audit_append
 from observability.models import ModelPrice
-from observability.pricing import bump_price_version, compile_pattern
+from observability.pricing import PriceTable, bump_price_version, compile_pattern, cost_of
+from observability.series import sql_expand
 
 PRICE_FIELDS = ("provider", "pattern", "display_name", "input_per_mtok", "output_per_mtok", "cached_input_per_mtok",
                 "effective_from", "priority", "notes")  # fmt: skip
@@ -65,33 +66,29 @@ def price_delete(*, price: ModelPrice, actor: Any) -> None:
         transaction.on_commit(bump_price_version)
 
 
-# One statement: re-price the spans, and move the rollups (each series and its "*" rows) by
-# exactly the change, so rollups of spans already past retention are left as they were.
-_RECOMPUTE = """
-WITH old AS (
-    SELECT id, cost_usd AS old_cost, cost_status AS old_status FROM observability_span
-    WHERE model = ANY(%(models)s) AND started_at >= %(since)s AND (input_tokens > 0 OR output_tokens > 0)
-    FOR UPDATE
-), changed AS (
-    UPDATE observability_span s SET
-        cost_usd = round(((s.input_tokens - least(s.cached_input_tokens, s.input_tokens)) * %(inp)s
-                          + least(s.cached_input_tokens, s.input_tokens) * %(cached)s
-                          + s.output_tokens * %(out)s) / 1000000.0, 10),
-        cost_status = 'priced'
-    FROM old WHERE s.id = old.id
-    RETURNING s.started_at, s.kind, s.agent, s.model, s.provider,
-              s.cost_usd - coalesce(old.old_cost, 0) AS d_cost, (old.old_status = 'unknown_model')::int AS d_unknown
+# Re-price spans (their new cost and status computed in Python by the price rule) and move
+# every rollup row they count in by exactly the change, in one statement: rollups of spans
+# already past retention are left as they were.
+_EXPAND, _EXPAND_WHERE = sql_expand("c")
+_REPRICE = f"""
+WITH v AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(costs)s::numeric[], %(statuses)s::text[], %(d_costs)s::numeric[],
+                         %(d_unknown)s::int[]) AS v(id, cost, status, d_cost, d_unknown)
+), c AS (
+    UPDATE observability_span s SET cost_usd = v.cost, cost_status = v.status
+    FROM v WHERE s.id = v.id
+    RETURNING s.started_at, s.kind, s.agent, s.model, s.provider, v.d_cost, v.d_unknown
 ), deltas AS (
     SELECT r.resolution, date_trunc(r.unit, c.started_at) AS bucket, d.kind, d.agent, d.model, d.provider,
            sum(c.d_cost) AS d_cost, sum(c.d_unknown) AS d_unknown
-    FROM changed c
+    FROM c
     CROSS JOIN (VALUES (60, 'minute'), (3600, 'hour')) AS r(resolution, unit)
-    CROSS JOIN LATERAL (VALUES (c.kind, c.agent, c.model, c.provider), ('*', c.agent, '*', '*'),
-                               ('*', '*', c.model, '*'), ('*', '*', '*', '*')) AS d(kind, agent, model, provider)
+    {_EXPAND}
+    WHERE {_EXPAND_WHERE}
     GROUP BY 1, 2, 3, 4, 5, 6
 )
 UPDATE observability_spanrollup r
-SET cost_usd = r.cost_usd + deltas.d_cost, unknown_cost_count = r.unknown_cost_count - deltas.d_unknown
+SET cost_usd = r.cost_usd + deltas.d_cost, unknown_cost_count = r.unknown_cost_count + deltas.d_unknown
 FROM deltas
 WHERE r.resolution = deltas.resolution AND r.bucket = deltas.bucket AND r.kind = deltas.kind
   AND r.agent = deltas.agent AND r.model = deltas.model AND r.provider = deltas.provider
@@ -100,36 +97,65 @@ WHERE r.resolution = deltas.resolution AND r.bucket = deltas.bucket AND r.kind =
 _REFRESH_TRACES = """
 UPDATE observability_trace t SET cost_usd = s.cost
 FROM (SELECT trace_id, coalesce(sum(cost_usd), 0) AS cost FROM observability_span
-      WHERE trace_id IN (SELECT DISTINCT trace_id FROM observability_span
-                         WHERE model = ANY(%(models)s) AND started_at >= %(since)s)
+      WHERE trace_id IN (SELECT DISTINCT trace_id FROM observability_span WHERE id = ANY(%(ids)s))
       GROUP BY trace_id) s
 WHERE t.trace_id = s.trace_id
 """
 
+_SPANS_TO_REPRICE = """
+SELECT id, model, provider, started_at, input_tokens, output_tokens, cached_input_tokens, cost_usd, cost_status
+FROM observability_span
+WHERE model = ANY(%s) AND started_at >= %s AND (input_tokens > 0 OR output_tokens > 0)
+ORDER BY id
+FOR UPDATE
+"""
+REPRICE_CHUNK = 5000
+
+
+def _reprice(table: PriceTable, row: tuple[Any, ...]) -> tuple[Decimal | None, str]:
+    _, model, provider, started_at, inp, outp, cached, _, _ = row
+    price = table.price_for(model, started_at, provider)
+    cost = cost_of(price, input_tokens=inp, output_tokens=outp, cached_input_tokens=cached)
+    return cost.usd, cost.status
+
+
+def _apply_reprices(changes: list[tuple[int, Decimal | None, str, Decimal, int]]) -> None:
+    ids, costs, statuses, d_costs, d_unknown = (list(col) for col in zip(*changes, strict=True))
+    params = {"ids": ids, "costs": costs, "statuses": statuses, "d_costs": d_costs, "d_unknown": d_unknown}
+    with connection.cursor() as cur:
+        cur.execute(_REPRICE, params)
+        cur.execute(_REFRESH_TRACES, params)
+
 
 def costs_recompute(*, price: ModelPrice, since: datetime, actor: Any) -> dict[str, Any]:
-    """Re-price every recorded span of the models `price` matches, from `since`, with `price`,
-    and bring the rollups and trace totals in line. The only path that rewrites costs: audited."""
+    """Re-price the recorded spans of the models `price` matches, from `since`, by the normal
+    rule: each span gets the price in effect at its start (highest priority, then newest
+    effective_from, its provider's rows first), from the table as it is now. Rollups and trace
+    totals follow. The only path that rewrites recorded costs: audited."""
     regex = compile_pattern(price.pattern)
     with connection.cursor() as cur:
         cur.execute("SELECT DISTINCT model FROM observability_span WHERE started_at >= %s AND model <> ''", [since])
         models = sorted(m for (m,) in cur.fetchall() if regex.fullmatch(m))
-    cached = price.cached_input_per_mtok if price.cached_input_per_mtok is not None else price.input_per_mtok
-    params = {"models": models, "since": since, "inp": price.input_per_mtok, "out": price.output_per_mtok,
-              "cached": cached}  # fmt: skip
-    with transaction.atomic(), connection.cursor() as cur:
-        updated = 0
+    table = PriceTable.snapshot()
+    checked = updated = 0
+    with transaction.atomic():
         if models:
-            cur.execute(
-                "SELECT count(*) FROM observability_span WHERE model = ANY(%(models)s) AND started_at >= %(since)s "
-                "AND (input_tokens > 0 OR output_tokens > 0)",
-                params,
-            )
-            updated = cur.fetchone()[0]
-            cur.execute(_RECOMPUTE, params)
-            cur.execute(_REFRESH_TRACES, params)
+            with connection.chunked_cursor() as cur:  # server-side: millions of spans never sit in memory
+                cur.execute(_SPANS_TO_REPRICE, [models, since])
+                while rows := cur.fetchmany(REPRICE_CHUNK):
+                    changes = []
+                    for row in rows:
+                        cost, status = _reprice(table, row)
+                        old_cost, old_status = row[7], row[8]
+                        if cost != old_cost or status != old_status:
+                            d_unknown = (status == "unknown_model") - (old_status == "unknown_model")
+                            changes.append((row[0], cost, status, (cost or 0) - (old_cost or 0), d_unknown))
+                    checked += len(rows)
+                    if changes:
+                        _apply_reprices(changes)
+                        updated += len(changes)
         result = {"price_id": price.pk, "pattern": price.pattern, "since": since.isoformat(), "models": models,
-                  "spans_updated": updated}  # fmt: skip
+                  "spans_checked": checked, "spans_updated": updated}  # fmt: skip
         audit_append(action="price.costs_recomputed", object_type="model_price", object_id=price.pk, data=result,
                      actor=actor)  # fmt: skip
     return result

@@ -107,6 +107,7 @@ class Span:
     """An open span. Use it through `Observability.trace_span`, not directly."""
 
     __slots__ = (
+        "_ctx_token",
         "_ended",
         "_start_ns",
         "_token",
@@ -153,6 +154,7 @@ class Span:
         self._ended = False
         self._writer = writer
         self._token: contextvars.Token[Any] | None = None
+        self._ctx_token: contextvars.Token[Any] | None = None
 
     # --- what callers record ------------------------------------------------------------------
     def set_tokens(
@@ -217,11 +219,15 @@ class Span:
     # --- lifecycle ------------------------------------------------------------------------------
     def _enter(self) -> Span:
         self._token = _current.set(self)
+        # Log lines written inside the span carry its trace id (aios_core.logging reads the
+        # work context; aios_core must not import us, so we stamp it there).
+        self._ctx_token = work_context.bind_trace(self.trace_id.hex)
         return self
 
     def _exit(self, exc: BaseException | None) -> None:
         if exc is not None and self.status != "error":
             self.record_error(exc)
+        work_context.unbind(self._ctx_token)
         if self._token is not None:
             try:
                 _current.reset(self._token)
@@ -255,17 +261,30 @@ def current_span() -> Span | RemoteParent | None:
     return _current.get()
 
 
-def attach_remote_parent(traceparent: str | None) -> contextvars.Token[Any] | None:
+class Attached:
+    """What `attach_remote_parent` changed, for `detach` to undo."""
+
+    __slots__ = ("context_token", "span_token")
+
+    def __init__(self, span_token: contextvars.Token[Any], context_token: contextvars.Token[Any] | None) -> None:
+        self.span_token, self.context_token = span_token, context_token
+
+
+def attach_remote_parent(traceparent: str | None) -> Attached | None:
+    """Make the parent named by a `traceparent` header current (and stamp its trace id on the
+    work context, for the logs)."""
     parent = parse_traceparent(traceparent)
     if parent is None:
         return None
-    return _current.set(parent)
+    span_token = _current.set(parent)
+    return Attached(span_token, work_context.bind_trace(parent.trace_id.hex))
 
 
-def detach(token: contextvars.Token[Any] | None) -> None:
-    if token is not None:
+def detach(attached: Attached | None) -> None:
+    if attached is not None:
+        work_context.unbind(attached.context_token)
         try:
-            _current.reset(token)
+            _current.reset(attached.span_token)
         except ValueError:
             _current.set(None)
 

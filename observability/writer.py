@@ -25,7 +25,7 @@ import numpy as np
 
 from observability import histogram, prometheus
 from observability.batching import BufferedWriter, connect_like_django
-from observability.models import ALL
+from observability.series import CACHE_KIND, cache_outcome, series_keys
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ ON CONFLICT (trace_id) DO UPDATE SET
 ROLLUP_UPSERT = """
 INSERT INTO observability_spanrollup AS r (resolution, bucket, kind, agent, model, provider, count, error_count,
     latency_sum_ms, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, cost_usd, unknown_cost_count,
-    hist_bins, hist_counts)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    cache_hits, cache_misses, hist_bins, hist_counts)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (resolution, bucket, kind, agent, model, provider) DO UPDATE SET
     count = r.count + EXCLUDED.count,
     error_count = r.error_count + EXCLUDED.error_count,
@@ -72,6 +72,8 @@ ON CONFLICT (resolution, bucket, kind, agent, model, provider) DO UPDATE SET
     reasoning_tokens = r.reasoning_tokens + EXCLUDED.reasoning_tokens,
     cost_usd = r.cost_usd + EXCLUDED.cost_usd,
     unknown_cost_count = r.unknown_cost_count + EXCLUDED.unknown_cost_count,
+    cache_hits = r.cache_hits + EXCLUDED.cache_hits,
+    cache_misses = r.cache_misses + EXCLUDED.cache_misses,
     (hist_bins, hist_counts) = (
         SELECT bins, counts FROM aios_hist_merge(r.hist_bins, r.hist_counts, EXCLUDED.hist_bins, EXCLUDED.hist_counts))
 """
@@ -79,12 +81,6 @@ ON CONFLICT (resolution, bucket, kind, agent, model, provider) DO UPDATE SET
 RESOLUTIONS = (60, 3600)
 
 FlushListener = Callable[[Sequence[tuple[Any, ...]]], None]
-
-
-def _floor(ts: datetime, seconds: int) -> datetime:
-    if seconds == 60:
-        return ts.replace(second=0, microsecond=0)
-    return ts.replace(minute=0, second=0, microsecond=0)
 
 
 PENDING = "pending"  # cost_status of a row not priced yet (the flusher prices it)
@@ -101,19 +97,15 @@ def span_row(span: Any, ended_at: datetime, latency_ms: float) -> tuple[Any, ...
     )  # fmt: skip
 
 
-def series_keys(kind: str, agent: str, model: str, provider: str) -> tuple[tuple[str, str, str, str], ...]:
-    """The rollup rows one span counts in: its own series, its agent's, its model's, the total."""
-    return ((kind, agent, model, provider), (ALL, agent, ALL, ALL), (ALL, ALL, model, ALL), (ALL, ALL, ALL, ALL))
-
-
-def priced(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The row with its cost from the price table in effect at the span's start."""
+def priced(row: tuple[Any, ...], conn: Any = None) -> tuple[Any, ...]:
+    """The row with its cost from the price table in effect at the span's start (prices
+    reloaded, when they changed, over `conn`: the writer's own connection)."""
     if row[COL["cost_status"]] != PENDING:
         return row
     from observability.pricing import cost_of, prices
 
     model = row[COL["model"]]
-    price = prices.price_for(model, row[COL["started_at"]], row[COL["provider"]]) if model else None
+    price = prices.price_for(model, row[COL["started_at"]], row[COL["provider"]], conn=conn) if model else None
     cost = cost_of(price, input_tokens=row[COL["input_tokens"]], output_tokens=row[COL["output_tokens"]],
                    cached_input_tokens=row[COL["cached_input_tokens"]])  # fmt: skip
     c = COL["cost_usd"]
@@ -124,33 +116,40 @@ def rollup_rows(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """Aggregate a batch of span rows into rollup deltas, one per (resolution, bucket, series).
 
     One pass groups spans by (series, minute); those few groups are then merged into the hour
-    buckets and the "*" rows, so the per-span cost does not grow with the number of rollups."""
+    buckets and the pre-aggregated rows (observability.series), so the per-span cost does not
+    grow with the number of rollups."""
     c_kind, c_agent, c_model, c_prov = COL["kind"], COL["agent"], COL["model"], COL["provider"]
     c_start, c_status, c_cost, c_cstat = COL["started_at"], COL["status"], COL["cost_usd"], COL["cost_status"]
     c_in, c_out = COL["input_tokens"], COL["output_tokens"]
-    c_cached, c_reason = COL["cached_input_tokens"], COL["reasoning_tokens"]
+    c_cached, c_reason, c_attr = COL["cached_input_tokens"], COL["reasoning_tokens"], COL["attributes"]
     base: dict[tuple[Any, ...], list[Any]] = {}
     for i, r in enumerate(rows):
-        key = (r[c_kind], r[c_agent], r[c_model], r[c_prov], r[c_start].replace(second=0, microsecond=0))
+        kind = r[c_kind]
+        key = (kind, r[c_agent], r[c_model], r[c_prov], r[c_start].replace(second=0, microsecond=0))
         acc = base.get(key)
         if acc is None:
-            acc = base[key] = [0, 0, 0, 0, 0, 0, Decimal(0), 0, []]
+            # errors, input, output, cached, reasoning, cost, unknown cost, cache hits, misses, span indexes
+            acc = base[key] = [0, 0, 0, 0, 0, Decimal(0), 0, 0, 0, []]
         acc[0] += r[c_status] == "error"
         acc[1] += r[c_in]
         acc[2] += r[c_out]
         acc[3] += r[c_cached]
         acc[4] += r[c_reason]
         if r[c_cost] is not None:
-            acc[6] += r[c_cost]
-        acc[7] += r[c_cstat] == "unknown_model"
-        acc[8].append(i)
+            acc[5] += r[c_cost]
+        acc[6] += r[c_cstat] == "unknown_model"
+        if kind == CACHE_KIND:
+            hit, miss = cache_outcome(kind, r[c_attr])
+            acc[7] += hit
+            acc[8] += miss
+        acc[9].append(i)
     latency = np.fromiter((r[COL["latency_ms"]] for r in rows), dtype=np.float64, count=len(rows))
     bins = histogram.bins_of(latency)
     merged: dict[tuple[Any, ...], list[Any]] = {}
     for (kind, agent, model, provider, minute), acc in base.items():
-        idx = np.asarray(acc[8])
+        idx = np.asarray(acc[9])
         hist = np.bincount(bins[idx], minlength=histogram.N_BINS)
-        values = [len(idx), acc[0], float(latency[idx].sum()), *acc[1:5], acc[6], acc[7]]
+        values = [len(idx), acc[0], float(latency[idx].sum()), *acc[1:9]]
         for res, bucket in ((60, minute), (3600, minute.replace(minute=0))):
             for series in series_keys(kind, agent, model, provider):
                 key = (res, bucket, *series)
@@ -200,17 +199,19 @@ def update_prometheus(rows: Sequence[tuple[Any, ...]]) -> None:
     counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
     tokens: dict[tuple[str, str, str], int] = defaultdict(int)
     costs: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    latencies: dict[tuple[str, str], list[float]] = defaultdict(list)
+    latencies: dict[tuple[str, str, str, str], list[float]] = defaultdict(list)
+    bounded = prometheus.bounded
     for r in rows:
-        kind, agent, model, status = r[COL["kind"]], r[COL["agent"]], r[COL["model"]], r[COL["status"]]
+        kind, status = r[COL["kind"]], r[COL["status"]]
+        agent, model = bounded("agent", r[COL["agent"]]), bounded("model", r[COL["model"]])
         counts[(kind, agent, model, status)] += 1
-        latencies[(kind, status)].append(r[COL["latency_ms"]] / 1000)
+        latencies[(kind, agent, model, status)].append(r[COL["latency_ms"]] / 1000)
         if r[COL["input_tokens"]] or r[COL["output_tokens"]]:
             tokens[(agent, model, "input")] += r[COL["input_tokens"]] - r[COL["cached_input_tokens"]]
             tokens[(agent, model, "cached_input")] += r[COL["cached_input_tokens"]]
             tokens[(agent, model, "output")] += r[COL["output_tokens"]]
             if r[COL["cost_status"]] == "unknown_model":
-                prometheus.UNPRICED.labels(model).inc()
+                prometheus.UNPRICED.labels(model).inc()  # bounded above
             elif r[COL["cost_usd"]] is not None:
                 costs[(agent, model)] += r[COL["cost_usd"]]
     for labels, n in counts.items():
@@ -254,11 +255,14 @@ class SpanWriter(BufferedWriter):
     def on_failure(self, exc: Exception) -> None:
         prometheus.SPAN_FLUSH_ERRORS.inc()
 
+    def after_cycle(self) -> None:
+        prometheus.SPANS_BUFFERED.set(self.pending)
+
     def connect(self) -> Any:
         return _connect()
 
     def write_batch(self, conn: Any, batch: list[tuple[Any, ...]]) -> None:
-        batch[:] = [priced(row) for row in batch]  # in place: a retried batch is not priced twice
+        batch[:] = [priced(row, conn) for row in batch]  # in place: a retried batch is not priced twice
         rollups = rollup_rows(batch)
         traces = trace_columns(batch)
         with conn.transaction(), conn.cursor() as cur:

@@ -155,7 +155,9 @@ class LocalLRU:
     def _listen(self) -> None:
         import redis
 
-        while True:
+        from aios_core.shutdown import exiting
+
+        while not exiting():
             try:
                 client = redis.Redis.from_url(settings.REDIS_URL)
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
@@ -164,6 +166,8 @@ class LocalLRU:
                     data = json.loads(message["data"])
                     self.drop(data.get("namespace"), data.get("entry_id"))
             except Exception:
+                if exiting():  # Redis stopped at exit (embedded servers): stop quietly
+                    return
                 log.warning("cache invalidation listener lost Redis; retrying", exc_info=True)
                 self.drop()  # we may have missed purges: forget everything local
                 time.sleep(1)

@@ -13,6 +13,7 @@ def ensure_seed_data() -> None:
     from routing import catalog
 
     importlib.import_module("observability.migrations.0003_seed_model_prices").seed(apps, None)
+    importlib.import_module("observability.migrations.0006_seed_dated_model_prices").seed(apps, None)
     importlib.import_module("routing.migrations.0002_seed_catalog").seed(apps, None)
     bump_price_version()
     catalog.endpoints.bump()

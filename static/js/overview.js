@@ -6,7 +6,8 @@
   const F = window.aiosFormat;
   const initial = JSON.parse(document.getElementById("overview-snapshot").textContent);
   const windowName = initial.window;
-  const state = { seq: initial.seq, series: initial.series, summary: initial.summary, paused: false };
+  const state = { seq: initial.seq, series: initial.series, summary: initial.summary, panels: initial.panels,
+                  paused: false };
   const config = { displayModeBar: false, responsive: true };
   const baseLayout = {
     margin: { l: 50, r: 50, t: 10, b: 36 }, height: 260, showlegend: true,
@@ -25,8 +26,10 @@
   function draw() {
     const x = times();
     const s = state.series;
+    // customdata: the calls each point's percentiles come from (shown on hover).
     Plotly.react("chart-latency", [
-      { x, y: s.p50, name: "P50", mode: "lines", line: { color: "#2563eb" }, hovertemplate: "%{y:.0f} ms" },
+      { x, y: s.p50, name: "P50", mode: "lines", line: { color: "#2563eb" }, customdata: s.calls,
+        hovertemplate: "%{y:.0f} ms (%{customdata} calls)" },
       { x, y: s.p95, name: "P95", mode: "lines", line: { color: "#d97706" }, hovertemplate: "%{y:.0f} ms" },
       { x, y: s.p99, name: "P99", mode: "lines", line: { color: "#dc2626" }, hovertemplate: "%{y:.0f} ms" },
     ], { ...baseLayout, yaxis: { title: { text: "ms" }, rangemode: "tozero" } }, config);
@@ -43,6 +46,13 @@
         yaxis: "y2", line: { color: "#dc2626" }, hovertemplate: "%{y:.1f}%" },
     ], { ...baseLayout, yaxis: { title: { text: "calls" }, rangemode: "tozero" },
          yaxis2: { overlaying: "y", side: "right", rangemode: "tozero", ticksuffix: "%", showgrid: false } }, config);
+    Plotly.react("chart-cache", [
+      { x, y: s.cache_lookups, name: "Lookups", type: "bar", marker: { color: "#bbf7d0" } },
+      { x, y: s.cache_hit_rate.map((v) => (v === null ? null : v * 100)), name: "Hit rate", mode: "lines+markers",
+        yaxis: "y2", line: { color: "#15803d" }, connectgaps: false, hovertemplate: "%{y:.1f}%" },
+    ], { ...baseLayout, yaxis: { title: { text: "lookups" }, rangemode: "tozero" },
+         yaxis2: { overlaying: "y", side: "right", range: [0, 100], dtick: 25, ticksuffix: "%", showgrid: false } }, config);
+    document.getElementById("cache-empty").hidden = s.cache_lookups.some((n) => n > 0);
     drawSummary();
   }
 
@@ -59,12 +69,38 @@
     document.getElementById("empty-state").hidden = t.total_calls > 0;
     table("table-agents", "Agent", state.summary.by_agent);
     table("table-models", "Model", state.summary.by_model);
+    table("table-kinds", "Kind", state.summary.by_kind || {}, "Spans");
+    panels(state.panels);
+  }
+
+  const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
+  const CELL = {
+    text: (v) => (v === null || v === undefined || v === "" ? '<span class="muted">–</span>' : esc(v)),
+    int: F.int, pct: F.pct, usd: F.usd, ms: F.ms,
+    score: (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(3)),
+  };
+
+  // Panels other apps register (observability.panels): generic tables.
+  function panels(list) {
+    const root = document.getElementById("panels");
+    if (!list) return;
+    root.innerHTML = list.map((p) => {
+      const head = p.columns.map((c) => `<th class="${c.format === "text" ? "" : "num"}">${esc(c.label)}</th>`).join("");
+      let body;
+      if (p.error) body = `<p class="muted">${esc(p.error)}</p>`;
+      else if (!p.rows.length) body = `<p class="muted">${esc(p.empty)}</p>`;
+      else body = `<table class="table"><tr>${head}</tr>` + p.rows.map((r) => "<tr>" + r.map((v, i) => {
+        const f = p.columns[i].format;
+        return `<td class="${f === "text" ? "" : "num"}">${(CELL[f] || CELL.text)(v)}</td>`;
+      }).join("") + "</tr>").join("") + "</table>";
+      const note = p.note ? `<p class="muted small">${esc(p.note)}</p>` : "";
+      return `<section class="card" data-panel="${esc(p.key)}"><h2>${esc(p.title)}</h2>${note}${body}</section>`;
+    }).join("");
   }
 
   function callers(rows) {
     const el = document.getElementById("table-callers");
     if (!rows || !rows.length) { el.innerHTML = '<p class="muted">No traces in this window.</p>'; return; }
-    const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
     el.innerHTML = '<table class="table"><tr><th>User</th><th>API token</th><th class="num">Traces</th>' +
       '<th class="num">Tokens</th><th class="num">Cost</th></tr>' + rows.map((r) =>
         `<tr><td>${r.user ? esc(r.user) : '<span class="muted">system</span>'}</td>` +
@@ -73,13 +109,12 @@
         `<td class="num">${F.usd(r.cost_usd)}</td></tr>`).join("") + "</table>";
   }
 
-  function table(id, label, rows) {
+  function table(id, label, rows, countLabel) {
     const el = document.getElementById(id);
     const names = Object.keys(rows).sort((a, b) => rows[b].total_calls - rows[a].total_calls);
     if (!names.length) { el.innerHTML = '<p class="muted">Nothing recorded in this window.</p>'; return; }
-    const head = `<tr><th>${label}</th><th class="num">Calls</th><th class="num">Error rate</th>` +
+    const head = `<tr><th>${label}</th><th class="num">${countLabel || "Calls"}</th><th class="num">Error rate</th>` +
       '<th class="num">P95</th><th class="num">Tokens</th><th class="num">Cost</th></tr>';
-    const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
     const body = names.map((n) => {
       const r = rows[n];
       return `<tr><td>${n ? esc(n) : `<span class="muted">(no ${label.toLowerCase()})</span>`}</td><td class="num">${F.int(r.total_calls)}</td>` +
@@ -93,7 +128,7 @@
   // ones, drop those that slid out of the window).
   function merge(points) {
     const s = state.series;
-    const keys = ["calls", "errors", "error_rate", "cost", "p50", "p95", "p99"];
+    const keys = ["calls", "errors", "error_rate", "cost", "p50", "p95", "p99", "cache_lookups", "cache_hit_rate"];
     points.t.forEach((t, i) => {
       let at = s.t.indexOf(t);
       if (at === -1) {
@@ -124,7 +159,7 @@
       const msg = JSON.parse(ev.data);
       if (state.paused) return;
       if (msg.type === "snapshot") {
-        state.seq = msg.seq; state.series = msg.series; state.summary = msg.summary;
+        state.seq = msg.seq; state.series = msg.series; state.summary = msg.summary; state.panels = msg.panels;
         callers(msg.by_caller);
         draw();
         return;
@@ -138,6 +173,7 @@
       state.seq = msg.seq;
       merge(msg.series);
       if (msg.summary) state.summary = msg.summary;
+      if (msg.panels) state.panels = msg.panels;
       draw();
       window.aiosLastUpdate = msg; // for tests and curious operators
     };

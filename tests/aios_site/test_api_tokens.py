@@ -4,7 +4,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
@@ -137,3 +137,29 @@ def test_a_user_cannot_revoke_someone_elses_token() -> None:
     assert resp.status_code == 404
     token.refresh_from_db()
     assert token.status == "active"
+
+
+def test_aios_token_command_lists_and_revokes_a_token_by_name_audited(capsys: pytest.CaptureFixture[str]) -> None:
+    from observability.models import AuditEvent
+
+    user = make_user("viewer", username="scripted")
+    call_command("aios_token", "scripted", "--name", "grafana", "--scopes", "read")
+    raw = capsys.readouterr().out.strip()
+    call_command("aios_token", "scripted", "--list")
+    listing = capsys.readouterr().out
+    assert "grafana" in listing and "active" in listing and raw not in listing
+
+    call_command("aios_token", "scripted", "--revoke", "grafana")
+    assert "revoked grafana" in capsys.readouterr().out
+    assert Client().get("/api/me", **bearer(raw)).status_code == 401
+    token = ApiToken.objects.get(user=user, name="grafana")
+    event = AuditEvent.objects.get(action="token.revoked", object_id=str(token.pk))
+    assert event.data == {"name": "grafana", "owner": "scripted", "via": "cli"}
+    call_command("aios_token", "scripted", "--list")
+    assert "revoked" in capsys.readouterr().out
+
+
+def test_aios_token_command_refuses_to_revoke_an_unknown_name() -> None:
+    make_user("viewer", username="scripted")
+    with pytest.raises(CommandError, match="no active token named 'nope'"):
+        call_command("aios_token", "scripted", "--revoke", "nope")

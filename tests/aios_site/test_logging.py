@@ -47,3 +47,48 @@ def test_requests_are_logged_with_their_id_and_user_but_never_the_token(caplog: 
     entry = json.loads(lines[-1])
     assert entry["request_id"] == "req-42" and entry["username"] == "logme" and entry["api_token"] == "t"
     assert entry["status"] == 200 and entry["path"] == "/api/me"
+
+
+def _log_entry(message: str) -> dict[str, object]:
+    """The JSON line a record created now would become."""
+    record = logging.getLogger("t").makeRecord("t", logging.INFO, __file__, 1, message, (), None)
+    return json.loads(JsonFormatter().format(record))
+
+
+@pytest.mark.django_db
+def test_a_log_line_written_inside_a_span_carries_its_trace_id() -> None:
+    from observability import get_observability
+
+    obs = get_observability()
+    with obs.trace_span("outer") as outer:
+        inside = _log_entry("inside")
+        with obs.trace_span("inner"):
+            nested = _log_entry("nested")
+    after = _log_entry("after")
+    assert inside["trace_id"] == outer.trace_id.hex
+    assert nested["trace_id"] == outer.trace_id.hex  # a child span belongs to the same trace
+    assert "trace_id" not in after
+
+
+@pytest.mark.django_db
+def test_a_celery_task_logs_with_the_trace_id_of_the_span_that_sent_it() -> None:
+    from types import SimpleNamespace
+
+    from celery import signals
+
+    import aios_site.celery  # noqa: F401 - its receivers reset the context per task
+    from observability import get_observability
+
+    with get_observability().trace_span("sender") as sender:
+        traceparent = sender.traceparent
+
+    class Task:  # what the receivers read of a Celery task
+        request = SimpleNamespace(traceparent=traceparent, headers={})
+
+    task = Task()
+    signals.task_prerun.send(sender=task, task_id="t-1", task=task, args=(), kwargs={})
+    try:
+        entry = _log_entry("in the task")
+    finally:
+        signals.task_postrun.send(sender=task, task_id="t-1", task=task, args=(), kwargs={})
+    assert entry["trace_id"] == sender.trace_id.hex and entry["request_id"] == "task:t-1"

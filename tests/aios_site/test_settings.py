@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -48,3 +49,19 @@ def test_local_http_relaxes_only_the_https_settings() -> None:
 def test_sqlite_urls_are_refused() -> None:
     proc = manage("check", DATABASE_URL="sqlite:///x.db", DEBUG="1")
     assert proc.returncode != 0 and "PostgreSQL" in proc.stderr
+
+
+def test_local_http_leaves_allowed_hosts_to_the_environment() -> None:
+    code = "from django.conf import settings as s; print(s.ALLOWED_HOSTS)"
+    local_http = manage("shell", "-c", code, DEBUG="0", AIOS_LOCAL_HTTP="1", SECRET_KEY="s" * 60)
+    development = manage("shell", "-c", code, DEBUG="1")
+    assert local_http.stdout.strip().splitlines()[-1] == "[]", local_http.stderr
+    assert development.stdout.strip().splitlines()[-1] == "['127.0.0.1', 'localhost', '[::1]']", development.stderr
+
+
+def test_logs_are_json_lines_on_stdout_not_stderr() -> None:
+    code = "import logging; logging.getLogger('aios.test').warning('to stdout')"
+    proc = manage("shell", "-c", code, DEBUG="1")
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert any(entry["msg"] == "to stdout" and entry["logger"] == "aios.test" for entry in lines), proc.stdout
+    assert "to stdout" not in proc.stderr

@@ -6,6 +6,7 @@ import io
 import json
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -162,3 +163,143 @@ def test_retention_deletes_old_spans_traces_and_minute_rollups() -> None:
     assert result["spans"] == 2 and result["traces"] == 1
     assert not SpanRollup.objects.filter(resolution=60).exists()
     assert SpanRollup.objects.filter(resolution=3600).exists()
+
+
+def _scrape() -> dict[str, Any]:
+    resp = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret")
+    assert resp.status_code == 200
+    return {f.name: f for f in text_string_to_metric_families(resp.content.decode())}
+
+
+def _samples(family: Any, name: str | None = None) -> dict[tuple[tuple[str, str], ...], float]:
+    return {tuple(sorted(s.labels.items())): s.value for s in family.samples if name is None or s.name == name}
+
+
+@override_settings(AIOS_METRICS_TOKEN="scrape-secret")
+def test_a_non_ascii_authorization_header_is_refused_not_a_500() -> None:
+    assert Client().get("/metrics", HTTP_AUTHORIZATION="Bearer sécret-ünïcode").status_code == 401
+
+
+@override_settings(AIOS_METRICS_TOKEN="scrape-secret")
+def test_latency_is_exported_per_agent_and_model() -> None:
+    _record_llm_spans()
+    counts = _samples(_scrape()["aios_span_latency_seconds"], "aios_span_latency_seconds_count")
+    key = (("agent", "security"), ("kind", "llm"), ("model", "gpt-4o-mini"), ("status", "ok"))
+    assert counts[key] >= 1
+
+
+def test_label_values_beyond_the_bound_are_reported_as_other(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from observability import prometheus
+
+    monkeypatch.setattr(prometheus, "_seen_values", {})
+    monkeypatch.setattr(prometheus, "MAX_LABEL_VALUES", 2)
+    assert [prometheus.bounded("agent", a) for a in ("a", "b", "c", "a")] == ["a", "b", "other", "a"]
+
+
+@override_settings(AIOS_METRICS_TOKEN="scrape-secret")
+def test_queue_depths_are_read_from_the_database_at_scrape_time(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from agents.models import ActionRun
+    from evaluation.models import AnnotationItem, AnnotationQueue
+
+    ActionRun.objects.create(agent="kernel", action="process_stats", status="queued")
+    ActionRun.objects.create(agent="kernel", action="process_stats", status="awaiting_approval")
+    ActionRun.objects.create(agent="kernel", action="process_stats", status="succeeded")
+    queue = AnnotationQueue.objects.create(name="triage")
+    AnnotationItem.objects.create(queue=queue, source_key="manual:1")
+    AnnotationItem.objects.create(queue=queue, source_key="manual:2", status="done")
+    families = _scrape()
+    runs = _samples(families["aios_action_runs"])
+    assert runs[(("status", "queued"),)] == 1 and runs[(("status", "awaiting_approval"),)] == 1
+    assert runs[(("status", "retrying"),)] == 0
+    assert _samples(families["aios_annotation_items_pending"])[(("queue", "triage"),)] == 1
+    assert "aios_celery_queue_length" in families
+
+
+@override_settings(AIOS_METRICS_TOKEN="scrape-secret")
+def test_spans_waiting_in_the_buffer_are_exported(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    import psycopg
+
+    from observability.writer import get_writer
+
+    flushed()
+    writer = get_writer()
+
+    def refuse() -> Any:
+        raise psycopg.OperationalError("database is down")
+
+    monkeypatch.setattr("observability.writer._connect", refuse)
+    if writer._conn is not None:  # the writer is idle (everything flushed): drop its connection
+        writer._conn.close()
+        writer._conn = None
+    for _ in range(7):
+        with obs.trace_span("waiting"):
+            pass
+    deadline, buffered = time.monotonic() + 5, 0.0
+    while time.monotonic() < deadline and buffered < 7:
+        time.sleep(0.2)
+        buffered = sum(_samples(_scrape()["aios_spans_buffered"]).values())
+    monkeypatch.undo()
+    flushed()
+    assert buffered >= 7
+
+
+METRICS_WRITER = """
+import django; django.setup()
+from observability import get_observability
+obs = get_observability()
+for _ in range({n}):
+    with obs.trace_span("mp", agent_name="multiprocess", kind="llm"):
+        pass
+assert obs.flush(timeout=30)
+"""
+
+
+def test_counters_from_two_processes_add_up(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from observability import prometheus
+    from tests.helpers import subprocess_env
+
+    env = subprocess_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    procs = [subprocess.Popen([sys.executable, "-c", METRICS_WRITER.format(n=n)], env=env) for n in (3, 4)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # read those two processes' files
+    families = {f.name: f for f in text_string_to_metric_families(prometheus.render().decode())}
+    spans = _samples(families["aios_spans"], "aios_spans_total")
+    assert spans[(("agent", "multiprocess"), ("kind", "llm"), ("model", ""), ("status", "ok"))] == 7
+    latency = _samples(families["aios_span_latency_seconds"], "aios_span_latency_seconds_count")
+    assert latency[(("agent", "multiprocess"), ("kind", "llm"), ("model", ""), ("status", "ok"))] == 7
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compressed_otlp_body_that_inflates_past_the_limit_gets_a_json_413(encoding: str) -> None:
+    import gzip
+    import zlib
+
+    from observability.views import OTLP_MAX_BYTES
+
+    _, raw = token_create(user=make_user(), name="bomb", scopes=["ingest"])
+    payload = b"\0" * (OTLP_MAX_BYTES + 1024)
+    body = gzip.compress(payload) if encoding == "gzip" else zlib.compress(payload)
+    assert len(body) < 100_000
+    resp = Client().post("/v1/traces", data=body, content_type="application/x-protobuf",
+                         HTTP_CONTENT_ENCODING=encoding, HTTP_AUTHORIZATION=f"Bearer {raw}")  # fmt: skip
+    assert resp.status_code == 413 and resp.json()["error"] == "too_large"
+
+
+def test_a_gzipped_otlp_body_within_the_limit_is_ingested() -> None:
+    import gzip
+
+    _, raw = token_create(user=make_user(), name="gz-app", scopes=["ingest"])
+    now_ns = int(timezone.now().timestamp() * 1e9)
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": "5b8efff798038103d269b633813fc60d", "spanId": "eee19b7ec3c1b176", "name": "zipped",
+         "startTimeUnixNano": str(now_ns), "endTimeUnixNano": str(now_ns + 1_000_000)}]}]}]}  # fmt: skip
+    resp = Client().post("/v1/traces", data=gzip.compress(json.dumps(body).encode()), content_type="application/json",
+                         HTTP_CONTENT_ENCODING="gzip", HTTP_AUTHORIZATION=f"Bearer {raw}")  # fmt: skip
+    assert resp.status_code == 200
+    flushed()
+    assert Span.objects.filter(name="zipped").exists()

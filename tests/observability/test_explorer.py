@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime, timedelta
+from html import unescape
 
 import pytest
 
@@ -91,3 +93,50 @@ def test_cost_is_shown_per_user_and_api_token() -> None:
     assert {(r["user"], r["api_token"]) for r in rows} == {("dana", "billing-app"), (None, None)}
     page = login(make_user("viewer")).get("/?window=1h")
     assert page.context["snapshot"]["by_caller"][0]["traces"] == 1
+
+
+def _trace_at(name: str, started_at: datetime) -> None:
+    from observability.tracing import Span as OpenSpan
+    from observability.writer import get_writer
+
+    span = OpenSpan(get_writer(), name, "action", "clock", None)
+    span.started_at = started_at
+    span._ended = True
+    get_writer().add_span(span, started_at + timedelta(milliseconds=5), 5.0)
+
+
+def test_a_custom_range_is_read_in_the_viewers_time_zone() -> None:
+    _trace_at("tokyo-morning", datetime(2030, 1, 1, 1, 30, tzinfo=UTC))  # 10:30 in Tokyo
+    _trace_at("utc-morning", datetime(2030, 1, 1, 10, 30, tzinfo=UTC))  # 19:30 in Tokyo
+    flushed()
+    client = login(make_user("viewer"))
+    query = "/traces/?range=custom&since=2030-01-01T10:00&until=2030-01-01T11:00"
+    assert names(client.get(f"{query}&tz=Asia/Tokyo").content) == {"tokyo-morning"}
+    assert names(client.get(query).content) == {"utc-morning"}  # no zone sent: UTC
+    resp = client.get(f"{query}&tz=Mars/Olympus")
+    assert resp.status_code == 200 and "tz" in resp.context["form"].errors
+
+
+def test_the_explorer_page_tells_the_server_the_viewers_time_zone() -> None:
+    html = login(make_user("viewer")).get("/traces/").content.decode()
+    assert '<input type="hidden" name="tz"' in html and "js/traces" in html
+
+
+def test_pages_follow_the_next_cursor_to_the_oldest_trace_without_repeats() -> None:
+    start = datetime(2030, 2, 1, tzinfo=UTC)
+    for n in range(120):
+        _trace_at(f"page-{n:03d}", start + timedelta(seconds=n))
+    flushed()
+    client = login(make_user("viewer"))
+    url = "/traces/?range=custom&since=2030-02-01T00:00&until=2030-02-02T00:00"
+    seen: list[str] = []
+    pages = 0
+    while url:
+        html = client.get(url).content.decode()
+        found = re.findall(r'/traces/[0-9a-f]{32}/">([^<]+)</a>', html)
+        seen += found
+        pages += 1
+        older = re.search(r'href="(\?[^"]*cursor=[^"]+)" id="older-traces"', html)
+        url = "/traces/" + unescape(older.group(1)) if older else ""
+    assert pages == 3
+    assert seen == [f"page-{n:03d}" for n in reversed(range(120))]  # newest first, each once

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -85,3 +85,39 @@ def test_spans_outside_the_window_do_not_count(data: dict[str, np.ndarray]) -> N
 def test_an_empty_window_has_no_percentiles() -> None:
     s = obs.get_metrics_summary(timedelta(minutes=15))["summary"]
     assert s["total_calls"] == 0 and s["p95_latency_ms"] is None and s["error_rate"] == 0.0
+
+
+def record_at(started_at: datetime, *, agent: str = "edge") -> None:
+    writer = get_writer()
+    span = Span(writer, "op", "llm", agent, None)
+    span.started_at = started_at
+    span._ended = True
+    writer.add_span(span, started_at + timedelta(milliseconds=50), 50.0)
+
+
+def test_a_24h_summary_covers_24h_not_the_whole_hour_its_start_falls_in() -> None:
+    now = datetime(2030, 1, 2, 12, 30, 30, tzinfo=UTC)
+    start = now - timedelta(hours=24)  # 2030-01-01 12:30:30, half-way through an hour bucket
+    record_at(start - timedelta(minutes=25))  # 12:05, in the start's hour bucket but before the window
+    record_at(start - timedelta(minutes=31))  # 11:59, an hour bucket before
+    record_at(start + timedelta(minutes=15))  # 12:45: inside, in the partial first hour
+    record_at(start + timedelta(hours=6))
+    record_at(now - timedelta(seconds=20))
+    flushed()
+    for kwargs in ({}, {"agent": "edge"}, {"exact": True}):
+        result = obs.get_metrics_summary(timedelta(hours=24), now=now, **kwargs)
+        assert result["summary"]["total_calls"] == 3, kwargs
+    assert obs.get_metrics_summary(timedelta(hours=24), now=now)["by_agent"]["edge"]["total_calls"] == 3
+
+
+def test_rollup_windows_are_aligned_to_the_minute() -> None:
+    from observability.selectors import rollup_ranges
+
+    now = datetime(2030, 1, 2, 12, 30, 30, tzinfo=UTC)
+    minute, hour = rollup_ranges(now - timedelta(hours=24), now)
+    assert minute == (60, datetime(2030, 1, 1, 12, 30, tzinfo=UTC), datetime(2030, 1, 1, 12, 59, tzinfo=UTC))
+    assert hour == (3600, datetime(2030, 1, 1, 13, 0, tzinfo=UTC), now)
+    on_the_hour = datetime(2030, 1, 2, 13, 0, 0, tzinfo=UTC)
+    assert rollup_ranges(on_the_hour - timedelta(hours=24), on_the_hour) == [
+        (3600, datetime(2030, 1, 1, 13, 0, tzinfo=UTC), on_the_hour)
+    ]

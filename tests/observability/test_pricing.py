@@ -106,3 +106,41 @@ def test_the_seed_prices_the_routed_models() -> None:
         price = prices.price_for(model, now, provider)
         assert price is not None, model
         assert (price.input_per_mtok, price.output_per_mtok) == (Decimal(inp), Decimal(out)), model
+
+
+def test_gpt_4o_2024_05_13_is_priced_as_it_was_not_as_its_family() -> None:
+    from tests.seeds import ensure_seed_data
+
+    ensure_seed_data()
+    prices.invalidate()
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    may = prices.price_for("gpt-4o-2024-05-13", now, "openai")
+    august = prices.price_for("gpt-4o-2024-08-06", now, "openai")
+    assert may is not None and (may.input_per_mtok, may.output_per_mtok) == (Decimal("5"), Decimal("15"))
+    assert august is not None and (august.input_per_mtok, august.output_per_mtok) == (Decimal("2.5"), Decimal("10"))
+
+
+@pytest.mark.django_db(transaction=True)  # the refresh runs in a thread, on its own connection
+def test_a_price_change_reaches_a_process_that_prices_on_its_event_loop(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import time
+
+    from observability import pricing
+
+    monkeypatch.setattr(pricing, "RECHECK_S", 0.05)
+    add_price("loop-model", "1", "1")
+    prices.price_for("loop-model", T0, "openai")  # loaded (as a gateway has after its first request)
+    ModelPrice.objects.filter(pattern="loop-model").update(input_per_mtok=Decimal(4))
+    # Another process changed the price: only the shared version moves (no local invalidate).
+    pricing.cache.set(pricing.VERSION_KEY, (pricing.cache.get(pricing.VERSION_KEY) or 0) + 1, timeout=None)
+
+    async def price_on_the_loop() -> Decimal:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            price = prices.price_for("loop-model", T0, "openai")  # never queries here: refreshes in a thread
+            if price is not None and price.input_per_mtok == 4:
+                return price.input_per_mtok
+            await asyncio.sleep(0.05)
+        return price.input_per_mtok if price else Decimal(-1)
+
+    assert asyncio.run(price_on_the_loop()) == Decimal(4)

@@ -23,6 +23,11 @@ def _fresh_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     catalog.endpoints.invalidate()
     catalog.credentials.invalidate()
+    # Prices as a fresh installation has them: transactional tests elsewhere empty the tables,
+    # and the process's price table must not be whatever an earlier test loaded.
+    from tests.seeds import ensure_seed_data
+
+    ensure_seed_data()
 
 
 def test_without_keys_each_tier_maps_to_its_simulator_model() -> None:
