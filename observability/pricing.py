@@ -20,7 +20,7 @@ from typing import Any
 from django.core.cache import cache
 
 VERSION_KEY = "obs:price_version"
-RECHECK_S = 5.0
+RECHECK_S: float | None = None  # seconds between version checks; None: settings.AIOS_CONFIG_RECHECK_S
 MILLION = Decimal(1_000_000)
 COST_QUANTUM = Decimal("0.0000000001")
 
@@ -109,6 +109,8 @@ class PriceTable:
     reconnects after a database restart; Django's connection of a long-lived non-request thread
     is never checked or replaced, so after a restart every reload through it would fail."""
 
+    key = "prices"  # named in the refresher's logs
+
     def __init__(self) -> None:
         self._prices: tuple[Price, ...] = ()
         self._version: object = None
@@ -129,34 +131,39 @@ class PriceTable:
         self._prices = read_prices(conn)
         self._match.cache_clear()
 
-    def _refresh(self, conn: Any = None) -> None:
-        now = time.monotonic()
-        if self._frozen or (now - self._checked < RECHECK_S and self._version is not None):
-            return
-        from aios_core.versioned import NotLoaded, in_event_loop
+    @property
+    def recheck_s(self) -> float:
+        if RECHECK_S is not None:
+            return RECHECK_S
+        from django.conf import settings
 
-        if conn is None and in_event_loop():  # never query from an event loop: serve what we have, refresh in a thread
+        return float(getattr(settings, "AIOS_CONFIG_RECHECK_S", 5.0))
+
+    def _refresh(self, conn: Any = None) -> None:
+        if self._frozen:
+            return
+        from aios_core.versioned import NotLoaded, in_event_loop, watch_in_background
+
+        if conn is None and in_event_loop():
+            # Never query on an event loop: the process's refresher thread keeps the table
+            # current (within a period) once it has been loaded.
             if self._version is None:
                 raise NotLoaded("prices")
-            self._checked = now
-            threading.Thread(target=self._refresh_in_thread, daemon=True).start()
+            watch_in_background(self)
+            return
+        if time.monotonic() - self._checked < self.recheck_s and self._version is not None:
             return
         self._refresh_now(conn)
 
-    def _refresh_in_thread(self) -> None:
-        from django.db import connections
-
-        try:
-            # force: the event loop moved `_checked` before starting us, so the period test
-            # would skip the version check and a price change would never arrive.
+    def background_refresh(self) -> None:
+        """Called each period by the refresher thread (aios_core.versioned)."""
+        if self._version is not None:
             self._refresh_now(force=True)
-        finally:
-            connections.close_all()  # this thread's own connection: it ends here
 
     def _refresh_now(self, conn: Any = None, *, force: bool = False) -> None:
         now = time.monotonic()
         with self._lock:
-            if not force and now - self._checked < RECHECK_S and self._version is not None:
+            if not force and now - self._checked < self.recheck_s and self._version is not None:
                 return
             try:
                 version = cache.get(VERSION_KEY, 0)
