@@ -22,21 +22,21 @@ router = Router(tags=["evaluation"])
 
 
 class DatasetOut(Schema):
-    id: int
+    id: UUID = Field(alias="uuid")
     name: str
     description: str
     created_at: datetime
 
 
 class RunIn(Schema):
-    dataset: int
+    dataset: UUID
     target: str = Field(min_length=1, max_length=200)
     evaluators: list[str] = Field(min_length=1, description="evaluator names")
 
 
 class RunOut(Schema):
-    id: int
-    dataset: int = Field(alias="dataset_id")
+    id: UUID = Field(alias="uuid")
+    dataset: UUID = Field(alias="dataset.uuid")
     target: str
     status: str
     items_total: int
@@ -55,8 +55,7 @@ class RunOut(Schema):
 
 
 class ResultOut(Schema):
-    id: int
-    item: int = Field(alias="item_id")
+    item: UUID = Field(alias="item.uuid")
     output: Any
     scores: dict[str, Any]
     latency_ms: float | None
@@ -86,8 +85,8 @@ class AddedOut(Schema):
 
 
 class ItemOut(Schema):
-    id: int
-    queue: int = Field(alias="queue_id")
+    id: UUID = Field(alias="uuid")
+    queue: UUID = Field(alias="queue.uuid")
     source_key: str
     content: dict[str, Any]
     status: str
@@ -117,7 +116,7 @@ def evaluation_datasets_list(
 
 
 @router.post("/datasets/{dataset_id}/spans", response=AddedOut)
-def evaluation_datasets_add_spans(request: HttpRequest, dataset_id: int, payload: SpansIn) -> dict[str, int]:
+def evaluation_datasets_add_spans(request: HttpRequest, dataset_id: UUID, payload: SpansIn) -> dict[str, int]:
     require_role(request, OPERATOR)
     dataset = selectors.get_dataset_for_user(request.user, dataset_id)
     return {"added": services.dataset_items_add_spans(dataset=dataset, refs=payload.refs(), user=request.user)}
@@ -143,43 +142,43 @@ def evaluation_runs_list(request: HttpRequest, cursor: str | None = None, limit:
 
 
 @router.get("/runs/{run_id}", response=RunOut)
-def evaluation_runs_detail(request: HttpRequest, run_id: int) -> EvalRun:
+def evaluation_runs_detail(request: HttpRequest, run_id: UUID) -> EvalRun:
     return selectors.get_run_for_user(request.user, run_id)
 
 
 @router.get("/runs/{run_id}/results", response=Page[ResultOut])
 def evaluation_runs_results(
-    request: HttpRequest, run_id: int, cursor: str | None = None, limit: int | None = None
+    request: HttpRequest, run_id: UUID, cursor: str | None = None, limit: int | None = None
 ) -> Any:
     run = selectors.get_run_for_user(request.user, run_id)
-    rows, nxt = paginate(run.results.all(), cursor=cursor, limit=limit)
+    rows, nxt = paginate(run.results.select_related("item"), cursor=cursor, limit=limit)
     return {"items": rows, "next": nxt}
 
 
 @router.post("/runs/{run_id}/cancel", response=RunOut)
-def evaluation_runs_cancel(request: HttpRequest, run_id: int) -> EvalRun:
+def evaluation_runs_cancel(request: HttpRequest, run_id: UUID) -> EvalRun:
     require_role(request, OPERATOR)
     return services.evalrun_cancel(run=selectors.get_run_for_user(request.user, run_id), user=request.user)
 
 
 @router.post("/queues/{queue_id}/spans", response=AddedOut)
-def evaluation_queues_add_spans(request: HttpRequest, queue_id: int, payload: SpansIn) -> dict[str, int]:
+def evaluation_queues_add_spans(request: HttpRequest, queue_id: UUID, payload: SpansIn) -> dict[str, int]:
     queue = selectors.get_queue_for_annotator(request.user, queue_id)
     return {"added": services.annotation_items_add_spans(queue=queue, refs=payload.refs(), user=request.user)}
 
 
 @router.post("/queues/{queue_id}/next", response={200: ItemOut, 204: None})
-def evaluation_queues_next(request: HttpRequest, queue_id: int) -> Status:
+def evaluation_queues_next(request: HttpRequest, queue_id: UUID) -> Status:
     require_role(request, ANNOTATOR)
     item = services.annotation_next(queue=selectors.get_queue_for_annotator(request.user, queue_id), user=request.user)
     return Status(204, None) if item is None else Status(200, item)
 
 
 @router.post("/items/{item_id}/annotations", response={201: ItemOut})
-def evaluation_items_annotate(request: HttpRequest, item_id: int, payload: AnnotationIn) -> Status:
+def evaluation_items_annotate(request: HttpRequest, item_id: UUID, payload: AnnotationIn) -> Status:
     require_role(request, ANNOTATOR)
     item = selectors.get_queue_item_for_annotator(request.user, item_id)
     if item is None:
         raise ConflictError("This item is not yours to review: claim it with /next.", item=item_id)
     services.annotation_submit(item=item, user=request.user, scores=payload.scores, comment=payload.comment)
-    return Status(201, AnnotationItem.objects.get(pk=item_id))
+    return Status(201, AnnotationItem.objects.select_related("queue").get(pk=item.pk))

@@ -17,10 +17,10 @@ class DatasetUploadForm(forms.Form):
 
 
 class EvalRunForm(forms.Form):
-    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all())
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all(), to_field_name="uuid")
     target = forms.CharField(max_length=200, initial=EvalRun.ECHO_TARGET,
                              help_text="'echo' (output = input), 'auto' (the router) or a model id.")  # fmt: skip
-    evaluators = forms.ModelMultipleChoiceField(queryset=Evaluator.objects.all())
+    evaluators = forms.ModelMultipleChoiceField(queryset=Evaluator.objects.all(), to_field_name="uuid")
 
 
 class EvaluatorForm(forms.Form):

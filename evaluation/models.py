@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
+from uuid import uuid4
 
 from django.conf import settings
 from django.db import models
@@ -12,7 +13,22 @@ from django.utils import timezone
 from evaluation.configs import EvaluatorConfig, ScoreConfig, parse_evaluator_config, parse_score_configs
 
 
-class Dataset(models.Model):
+class PublicIdModel(models.Model):
+    """Rows named in URLs and API bodies by a random UUID (`uuid`); the integer primary key stays internal
+    (foreign keys, ordering), so sequence numbers never leak and ids cannot be guessed."""
+
+    uuid = models.UUIDField(default=uuid4, unique=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def short_id(self) -> str:
+        """What pages show as the row's number: the UUID's first 8 hex digits."""
+        return self.uuid.hex[:8]
+
+
+class Dataset(PublicIdModel):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -25,7 +41,7 @@ class Dataset(models.Model):
         return self.name
 
 
-class DatasetItem(models.Model):
+class DatasetItem(PublicIdModel):
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="items")
     input = models.JSONField()  # a string (the prompt) or an object (chat messages, structured input)
     expected = models.JSONField(null=True, blank=True)
@@ -39,7 +55,7 @@ class DatasetItem(models.Model):
         return f"item {self.pk} of dataset {self.dataset_id}"
 
 
-class Evaluator(models.Model):
+class Evaluator(PublicIdModel):
     class Kind(models.TextChoices):
         EXACT_MATCH = "exact_match"
         CONTAINS = "contains"
@@ -66,7 +82,7 @@ class Evaluator(models.Model):
         return parse_evaluator_config(self.kind, self.config)
 
 
-class EvalRun(models.Model):
+class EvalRun(PublicIdModel):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
@@ -107,7 +123,7 @@ class EvalRun(models.Model):
 
     def progress_payload(self) -> dict[str, Any]:
         return {
-            "run": self.pk,
+            "run": str(self.uuid),
             "status": self.status,
             "items_total": self.items_total,
             "items_done": self.items_done,
@@ -137,7 +153,7 @@ class EvalResult(models.Model):
         return f"result of item {self.item_id} in run {self.run_id}"
 
 
-class AnnotationQueue(models.Model):
+class AnnotationQueue(PublicIdModel):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     score_configs = models.JSONField(default=list, blank=True)  # [ScoreConfig]
@@ -156,7 +172,7 @@ class AnnotationQueue(models.Model):
         return parse_score_configs(self.score_configs)
 
 
-class AnnotationItem(models.Model):
+class AnnotationItem(PublicIdModel):
     class Status(models.TextChoices):
         PENDING = "pending"
         DONE = "done"
@@ -208,7 +224,7 @@ class Annotation(models.Model):
         return f"annotation {self.pk} of item {self.item_id}"
 
 
-class ContinuousEvaluation(models.Model):
+class ContinuousEvaluation(PublicIdModel):
     """Samples recent production spans, scores them, and sends low scorers to an annotation queue."""
 
     name = models.CharField(max_length=200, unique=True)

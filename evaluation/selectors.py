@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
@@ -17,31 +18,34 @@ def _require(user: Any, role: str) -> None:
         raise Http404  # the views' role_required refuses first; this guards other callers
 
 
-def get_dataset_for_user(user: Any, pk: int) -> Dataset:
-    _require(user, VIEWER)
-    return Dataset.objects.filter(pk=pk).annotate(item_count=Count("items")).first() or _missing()
+# Getters take the public UUID (what URLs and API bodies carry), never the integer primary key.
 
 
-def get_run_for_user(user: Any, pk: int) -> EvalRun:
+def get_dataset_for_user(user: Any, dataset_id: UUID) -> Dataset:
     _require(user, VIEWER)
-    run = EvalRun.objects.select_related("dataset", "created_by").filter(pk=pk).first()
+    return Dataset.objects.filter(uuid=dataset_id).annotate(item_count=Count("items")).first() or _missing()
+
+
+def get_run_for_user(user: Any, run_id: UUID) -> EvalRun:
+    _require(user, VIEWER)
+    run = EvalRun.objects.select_related("dataset", "created_by").filter(uuid=run_id).first()
     return run or _missing()
 
 
-def get_queue_for_user(user: Any, pk: int) -> AnnotationQueue:
+def get_queue_for_user(user: Any, queue_id: UUID) -> AnnotationQueue:
     _require(user, VIEWER)
-    return AnnotationQueue.objects.filter(pk=pk).first() or _missing()
+    return AnnotationQueue.objects.filter(uuid=queue_id).first() or _missing()
 
 
-def get_queue_for_annotator(user: Any, pk: int) -> AnnotationQueue:
+def get_queue_for_annotator(user: Any, queue_id: UUID) -> AnnotationQueue:
     _require(user, ANNOTATOR)
-    return AnnotationQueue.objects.filter(pk=pk).first() or _missing()
+    return AnnotationQueue.objects.filter(uuid=queue_id).first() or _missing()
 
 
-def get_queue_item_for_annotator(user: Any, pk: int) -> AnnotationItem | None:
+def get_queue_item_for_annotator(user: Any, item_id: UUID) -> AnnotationItem | None:
     """The item if `user` holds an unexpired claim on it; None when the claim is gone (the view moves on)."""
     _require(user, ANNOTATOR)
-    item = AnnotationItem.objects.select_related("queue").filter(pk=pk).first() or _missing()
+    item = AnnotationItem.objects.select_related("queue").filter(uuid=item_id).first() or _missing()
     return item if item.is_claimed_by(user) else None
 
 

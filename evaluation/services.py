@@ -156,10 +156,10 @@ def evaluator_create(*, name: str, kind: str, config: dict[str, Any], user: Any)
 # Eval runs
 
 
-def _progress_group(run_id: int) -> str:
+def _progress_group(run: EvalRun) -> str:
     from evaluation.consumers import run_group
 
-    return run_group(run_id)
+    return run_group(run.uuid)
 
 
 def _enqueue_batch(run_id: int) -> None:
@@ -205,7 +205,7 @@ def evalrun_cancel(*, run: EvalRun, user: Any) -> EvalRun:
             fields += ["status", "finished_at"]
         run.save(update_fields=fields)
         audit_append(action="evaluation.run_cancel", object_type="eval_run", object_id=run.pk, actor=user)
-        send_on_commit(_progress_group(run.pk), "eval.progress", run.progress_payload())
+        send_on_commit(_progress_group(run), "eval.progress", run.progress_payload())
     return run
 
 
@@ -267,7 +267,7 @@ def _evalrun_store_batch(run_id: int, results: list[EvalResult], *, more: bool) 
             return _evalrun_finish(run, EvalRun.Status.CANCELLED)
         if not more or run.items_done >= run.items_total:
             return _evalrun_finish(run, EvalRun.Status.SUCCEEDED)
-        send_on_commit(_progress_group(run.pk), "eval.progress", run.progress_payload())
+        send_on_commit(_progress_group(run), "eval.progress", run.progress_payload())
         _enqueue_batch(run.pk)
         return run.status
 
@@ -276,7 +276,7 @@ def _evalrun_finish(run: EvalRun, status: str) -> str:
     """Caller holds the run's row lock."""
     run.status, run.finished_at = status, timezone.now()
     run.save(update_fields=["status", "finished_at", "error"])
-    send_on_commit(_progress_group(run.pk), "eval.progress", run.progress_payload())
+    send_on_commit(_progress_group(run), "eval.progress", run.progress_payload())
     return status
 
 

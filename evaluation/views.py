@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from typing import Any
+from uuid import UUID
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -53,13 +54,13 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
             _form_errors(form, exc)
         else:
             messages.success(request, f"Dataset {dataset.name} created.")
-            return redirect("evaluation-dataset-detail", pk=dataset.pk)
+            return redirect("evaluation-dataset-detail", dataset_id=dataset.uuid)
     return _home(request, 422, upload_form=form)
 
 
 @role_required(VIEWER)
-def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    dataset = selectors.get_dataset_for_user(request.user, pk)
+def dataset_detail(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
+    dataset = selectors.get_dataset_for_user(request.user, dataset_id)
     items = dataset.items.all()[:200]
     return render(request, "evaluation/dataset_detail.html", {"dataset": dataset, "items": items})
 
@@ -89,13 +90,13 @@ def run_create(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             _form_errors(form, exc)
         else:
-            return redirect("evaluation-run-detail", pk=run.pk)
+            return redirect("evaluation-run-detail", run_id=run.uuid)
     return _home(request, 422, run_form=form)
 
 
 @role_required(VIEWER)
-def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    run = selectors.get_run_for_user(request.user, pk)
+def run_detail(request: HttpRequest, run_id: UUID) -> HttpResponse:
+    run = selectors.get_run_for_user(request.user, run_id)
     results = run.results.select_related("item")[:500]
     names = list(run.evaluators.values_list("name", flat=True))
     rows = [(r, [r.scores.get(n, {}) for n in names]) for r in results]
@@ -108,13 +109,13 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(VIEWER)
 def run_compare(request: HttpRequest) -> HttpResponse:
     try:
-        a_id, b_id = int(request.GET.get("a", "")), int(request.GET.get("b", ""))
+        a_id, b_id = UUID(request.GET.get("a", "")), UUID(request.GET.get("b", ""))
     except ValueError:
         raise Http404 from None
     a, b = selectors.get_run_for_user(request.user, a_id), selectors.get_run_for_user(request.user, b_id)
     if a.dataset_id != b.dataset_id:
         messages.error(request, "Only runs over the same dataset compare item by item.")
-        return redirect("evaluation-run-detail", pk=a.pk)
+        return redirect("evaluation-run-detail", run_id=a.uuid)
     names = sorted(set(a.evaluators.values_list("name", flat=True)) & set(b.evaluators.values_list("name", flat=True)))
     summary = zip(selectors.run_score_summary(a, names), selectors.run_score_summary(b, names), strict=True)
     rows = [(row, [((row["a"].scores.get(n) or {}), (row["b"].scores.get(n) or {}) if row["b"] else {}) for n in names])
@@ -124,24 +125,24 @@ def run_compare(request: HttpRequest) -> HttpResponse:
 
 
 @role_required(VIEWER)
-def run_progress(request: HttpRequest, pk: int) -> JsonResponse:
-    return JsonResponse(selectors.get_run_for_user(request.user, pk).progress_payload())
+def run_progress(request: HttpRequest, run_id: UUID) -> JsonResponse:
+    return JsonResponse(selectors.get_run_for_user(request.user, run_id).progress_payload())
 
 
 @require_POST
 @role_required(OPERATOR)
-def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    run = selectors.get_run_for_user(request.user, pk)
+def run_cancel(request: HttpRequest, run_id: UUID) -> HttpResponse:
+    run = selectors.get_run_for_user(request.user, run_id)
     try:
         services.evalrun_cancel(run=run, user=request.user)
     except ConflictError as exc:
         messages.error(request, exc.message)
-    return redirect("evaluation-run-detail", pk=run.pk)
+    return redirect("evaluation-run-detail", run_id=run.uuid)
 
 
 @role_required(VIEWER)
-def queue_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    queue = selectors.get_queue_for_user(request.user, pk)
+def queue_detail(request: HttpRequest, queue_id: UUID) -> HttpResponse:
+    queue = selectors.get_queue_for_user(request.user, queue_id)
     context = {"queue": queue, "progress": selectors.queue_progress(queue),
                "can_annotate": has_role(request.user, ANNOTATOR)}  # fmt: skip
     return render(request, "evaluation/queue_detail.html", context)
@@ -149,18 +150,18 @@ def queue_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @role_required(ANNOTATOR)
-def queue_next(request: HttpRequest, pk: int) -> HttpResponse:
-    queue = selectors.get_queue_for_annotator(request.user, pk)
+def queue_next(request: HttpRequest, queue_id: UUID) -> HttpResponse:
+    queue = selectors.get_queue_for_annotator(request.user, queue_id)
     item = services.annotation_next(queue=queue, user=request.user)
     if item is None:
         messages.success(request, "Nothing left for you in this queue.")
-        return redirect("evaluation-queue-detail", pk=queue.pk)
-    return redirect("evaluation-item-review", pk=item.pk)
+        return redirect("evaluation-queue-detail", queue_id=queue.uuid)
+    return redirect("evaluation-item-review", item_id=item.uuid)
 
 
 @role_required(ANNOTATOR)
-def item_review(request: HttpRequest, pk: int) -> HttpResponse:
-    item = selectors.get_queue_item_for_annotator(request.user, pk)
+def item_review(request: HttpRequest, item_id: UUID) -> HttpResponse:
+    item = selectors.get_queue_item_for_annotator(request.user, item_id)
     if item is None:
         messages.error(request, "That item is no longer yours to review.")
         return redirect("evaluation-home")
@@ -174,9 +175,9 @@ def item_review(request: HttpRequest, pk: int) -> HttpResponse:
             errors = exc.message_dict
         except ConflictError as exc:
             messages.error(request, exc.message)
-            return redirect("evaluation-queue-detail", pk=item.queue_id)
+            return redirect("evaluation-queue-detail", queue_id=item.queue.uuid)
         else:
-            return queue_next(request, item.queue_id)
+            return queue_next(request, item.queue.uuid)
     shown = {part: _pretty(item.content.get(part)) for part in ("input", "output", "context")}
     context = {"item": item, "shown": shown, "configs": configs, "errors": errors,
                "progress": selectors.queue_progress(item.queue)}  # fmt: skip
@@ -191,23 +192,23 @@ def _pretty(value: Any) -> str:
 
 @require_POST
 @role_required(ANNOTATOR)
-def item_skip(request: HttpRequest, pk: int) -> HttpResponse:
-    item = selectors.get_queue_item_for_annotator(request.user, pk)
+def item_skip(request: HttpRequest, item_id: UUID) -> HttpResponse:
+    item = selectors.get_queue_item_for_annotator(request.user, item_id)
     if item is not None:
         services.annotation_skip(item=item, user=request.user)
-        return queue_next(request, item.queue_id)
+        return queue_next(request, item.queue.uuid)
     return redirect("evaluation-home")
 
 
 @role_required(VIEWER)
-def queue_export(request: HttpRequest, pk: int) -> HttpResponse:
-    queue = selectors.get_queue_for_user(request.user, pk)
+def queue_export(request: HttpRequest, queue_id: UUID) -> HttpResponse:
+    queue = selectors.get_queue_for_user(request.user, queue_id)
     response = HttpResponse(content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="queue-{queue.pk}-annotations.csv"'
+    response["Content-Disposition"] = f'attachment; filename="queue-{queue.uuid}-annotations.csv"'
     names = [c.name for c in queue.parsed_score_configs]
     writer = csv.writer(response)
     writer.writerow(["item", "source", "annotator", *names, "comment", "created_at"])
     for a in selectors.queue_annotations(queue):
         scores = [a.scores.get(n, "") for n in names]
-        writer.writerow([a.item_id, a.item.source_key, a.annotator.username, *scores, a.comment, a.created_at])
+        writer.writerow([a.item.uuid, a.item.source_key, a.annotator.username, *scores, a.comment, a.created_at])
     return response

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -17,14 +18,15 @@ from tests.helpers import login
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # The consumer as aios_site/ws_urls.py would mount it.
-app = AuthMiddlewareStack(URLRouter([path("ws/evaluation/runs/<int:run_id>/", EvalRunConsumer.as_asgi())]))
+app = AuthMiddlewareStack(URLRouter([path("ws/evaluation/runs/<uuid:run_id>/", EvalRunConsumer.as_asgi())]))
+RUN = uuid.uuid4()
 
 
 def _communicator(user: Any) -> WebsocketCommunicator:
     headers = [(b"host", b"127.0.0.1")]
     if user is not None:
         headers.append((b"cookie", f"sessionid={login(user).cookies['sessionid'].value}".encode()))
-    return WebsocketCommunicator(app, "/ws/evaluation/runs/7/", headers=headers)
+    return WebsocketCommunicator(app, f"/ws/evaluation/runs/{RUN}/", headers=headers)
 
 
 def test_a_viewer_hears_the_progress_of_the_run_they_watch() -> None:
@@ -34,7 +36,7 @@ def test_a_viewer_hears_the_progress_of_the_run_they_watch() -> None:
         connected, _ = await comm.connect()
         assert connected
         # What aios_core.live.send_on_commit does once the service's transaction commits.
-        await get_channel_layer().group_send(run_group(7), {"type": "eval.progress", "payload": {"items_done": 3}})
+        await get_channel_layer().group_send(run_group(RUN), {"type": "eval.progress", "payload": {"items_done": 3}})
         message = await comm.receive_json_from(timeout=3)
         await comm.disconnect()
         return message
