@@ -406,14 +406,24 @@ def annotation_items_add(*, queue: AnnotationQueue, items: Sequence[ItemToAdd]) 
         return queue.items.count() - before
 
 
+def _existing_spans(refs: Sequence[tuple[uuid.UUID, int]]) -> list[Any]:
+    """The spans named by `refs`, each once (a selection may name a span twice), in the order given.
+    Raises when any of them is gone."""
+    from evaluation.selectors import spans_by_ref
+
+    unique = list(dict.fromkeys(refs))
+    spans = spans_by_ref(unique)
+    if len(spans) != len(unique):
+        raise ValidationError({"spans": f"{len(unique) - len(spans)} of the spans no longer exist."})
+    return spans
+
+
 def annotation_items_add_spans(*, queue: AnnotationQueue, refs: Sequence[tuple[uuid.UUID, int]], user: Any) -> int:
     """Add spans by (trace id, span id), each with a copy of its content (span retention never empties an item).
     Unknown spans raise; spans already in the queue are skipped."""
-    from evaluation.selectors import span_content, spans_by_ref
+    from evaluation.selectors import span_content
 
-    spans = spans_by_ref(list(refs))
-    if len(spans) != len(set(refs)):
-        raise ValidationError({"spans": f"{len(set(refs)) - len(spans)} of the spans no longer exist."})
+    spans = _existing_spans(refs)
     items = [ItemToAdd(content=span_content(s), trace_id=s.trace_id, span_id=s.span_id) for s in spans]
     with transaction.atomic():
         added = annotation_items_add(queue=queue, items=items)
@@ -424,11 +434,9 @@ def annotation_items_add_spans(*, queue: AnnotationQueue, refs: Sequence[tuple[u
 
 def dataset_items_add_spans(*, dataset: Dataset, refs: Sequence[tuple[uuid.UUID, int]], user: Any) -> int:
     """Add spans as dataset items: the prompt becomes the input, the answer the expected output."""
-    from evaluation.selectors import span_content, spans_by_ref
+    from evaluation.selectors import span_content
 
-    contents = [span_content(s) for s in spans_by_ref(list(refs))]
-    if len(contents) != len(set(refs)):
-        raise ValidationError({"spans": f"{len(set(refs)) - len(contents)} of the spans no longer exist."})
+    contents = [span_content(s) for s in _existing_spans(refs)]
     with transaction.atomic():
         DatasetItem.objects.bulk_create(
             [DatasetItem(dataset=dataset, input=c["input"], expected=c["output"] or None, metadata=c["context"])

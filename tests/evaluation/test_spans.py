@@ -38,3 +38,12 @@ def test_spans_become_dataset_items_and_unknown_spans_are_refused(operator: Any)
     assert dataset.items.values_list("input", "expected").get() == ("q", "a")
     with pytest.raises(ValidationError, match="no longer exist"):
         dataset_items_add_spans(dataset=dataset, refs=[(uuid.uuid4(), 1)], user=operator)
+
+
+def test_a_span_named_twice_is_added_once_and_not_reported_missing(operator: Any) -> None:
+    queue, dataset = make_queue(items=0), make_dataset([])
+    span = _span(**{"gen_ai.input.messages": "q", "gen_ai.output.messages": "a"})
+    refs = [(span.trace_id, span.span_id)] * 3
+    assert annotation_items_add_spans(queue=queue, refs=refs, user=operator) == 1
+    assert dataset_items_add_spans(dataset=dataset, refs=refs, user=operator) == 1
+    assert dataset.items.count() == 1
