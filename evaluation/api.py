@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from ninja import Router, Schema, Status
 from pydantic import Field, field_validator
 
@@ -25,6 +25,26 @@ class DatasetOut(Schema):
     id: UUID = Field(alias="uuid")
     name: str
     description: str
+    created_at: datetime
+
+
+class DatasetIn(Schema):
+    name: str = Field(max_length=200)
+    description: str = Field(default="", max_length=10_000)
+
+
+class DatasetItemIn(Schema):
+    input: Any = Field(description="text, or JSON (chat messages, an agent action's payload)")
+    expected: Any = None
+    metadata: Any = Field(default=None, description="a JSON object")
+
+
+class DatasetItemOut(Schema):
+    id: UUID = Field(alias="uuid")
+    dataset: UUID = Field(alias="dataset.uuid")
+    input: Any
+    expected: Any
+    metadata: dict[str, Any]
     created_at: datetime
 
 
@@ -113,6 +133,53 @@ def evaluation_datasets_list(
     require_role(request, VIEWER)
     rows, nxt = paginate(Dataset.objects.all(), cursor=cursor, limit=limit)
     return {"items": rows, "next": nxt}
+
+
+@router.post("/datasets", response={201: DatasetOut})
+def evaluation_datasets_create(request: HttpRequest, payload: DatasetIn) -> Status:
+    require_role(request, OPERATOR)
+    return Status(201, services.dataset_create(name=payload.name, description=payload.description, user=request.user))
+
+
+@router.get("/datasets/{dataset_id}/items", response=Page[DatasetItemOut])
+def evaluation_dataset_items_list(
+    request: HttpRequest, dataset_id: UUID, cursor: str | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    dataset = selectors.get_dataset_for_user(request.user, dataset_id)
+    rows, nxt = paginate(dataset.items.active().select_related("dataset"), cursor=cursor, limit=limit)
+    return {"items": rows, "next": nxt}
+
+
+@router.post("/datasets/{dataset_id}/items", response={201: DatasetItemOut})
+def evaluation_dataset_items_add(request: HttpRequest, dataset_id: UUID, payload: DatasetItemIn) -> Status:
+    require_role(request, OPERATOR)
+    dataset = selectors.get_dataset_for_user(request.user, dataset_id)
+    item = services.dataset_item_add(dataset=dataset, input=payload.input, expected=payload.expected,
+                                     metadata=payload.metadata, user=request.user)  # fmt: skip
+    return Status(201, item)
+
+
+@router.put("/dataset-items/{item_id}", response=DatasetItemOut)
+def evaluation_dataset_items_update(request: HttpRequest, item_id: UUID, payload: DatasetItemIn) -> Any:
+    """Replaces the item's fields. An item eval runs have scored is retired and a new item (new id) returned."""
+    require_role(request, OPERATOR)
+    item = _active_item(request, item_id)
+    return services.dataset_item_update(item=item, input=payload.input, expected=payload.expected,
+                                        metadata=payload.metadata, user=request.user)  # fmt: skip
+
+
+@router.delete("/dataset-items/{item_id}", response={204: None})
+def evaluation_dataset_items_delete(request: HttpRequest, item_id: UUID) -> Status:
+    require_role(request, OPERATOR)
+    services.dataset_item_delete(item=_active_item(request, item_id), user=request.user)
+    return Status(204, None)
+
+
+def _active_item(request: HttpRequest, item_id: UUID) -> Any:
+    item = selectors.get_dataset_item_for_user(request.user, item_id)
+    if item.retired_at is not None:
+        raise Http404
+    return item
 
 
 @router.post("/datasets/{dataset_id}/spans", response=AddedOut)

@@ -41,12 +41,23 @@ class Dataset(PublicIdModel):
         return self.name
 
 
+class DatasetItemQuerySet(models.QuerySet["DatasetItem"]):
+    def active(self) -> DatasetItemQuerySet:
+        """Items new runs evaluate: not retired."""
+        return self.filter(retired_at__isnull=True)
+
+
 class DatasetItem(PublicIdModel):
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="items")
     input = models.JSONField()  # a string (the prompt) or an object (chat messages, structured input)
     expected = models.JSONField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set when an item that eval runs have results for is edited or deleted: past results keep showing what
+    # was evaluated, new runs skip it (an edit makes a new item).
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DatasetItemQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

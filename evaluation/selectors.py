@@ -10,7 +10,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from aios_core.access import ANNOTATOR, VIEWER, has_role
-from evaluation.models import Annotation, AnnotationItem, AnnotationQueue, Dataset, EvalRun, Evaluator
+from evaluation.models import Annotation, AnnotationItem, AnnotationQueue, Dataset, DatasetItem, EvalRun, Evaluator
 
 
 def _require(user: Any, role: str) -> None:
@@ -21,9 +21,17 @@ def _require(user: Any, role: str) -> None:
 # Getters take the public UUID (what URLs and API bodies carry), never the integer primary key.
 
 
+_ACTIVE_ITEMS = Count("items", filter=Q(items__retired_at__isnull=True))
+
+
 def get_dataset_for_user(user: Any, dataset_id: UUID) -> Dataset:
     _require(user, VIEWER)
-    return Dataset.objects.filter(uuid=dataset_id).annotate(item_count=Count("items")).first() or _missing()
+    return Dataset.objects.filter(uuid=dataset_id).annotate(item_count=_ACTIVE_ITEMS).first() or _missing()
+
+
+def get_dataset_item_for_user(user: Any, item_id: UUID) -> DatasetItem:
+    _require(user, VIEWER)
+    return DatasetItem.objects.select_related("dataset").filter(uuid=item_id).first() or _missing()
 
 
 def get_run_for_user(user: Any, run_id: UUID) -> EvalRun:
@@ -55,7 +63,7 @@ def _missing() -> Any:
 
 def home_lists() -> dict[str, Any]:
     return {
-        "datasets": Dataset.objects.annotate(item_count=Count("items"))[:50],
+        "datasets": Dataset.objects.annotate(item_count=_ACTIVE_ITEMS)[:50],
         "runs": EvalRun.objects.select_related("dataset")[:50],
         "queues": queues_with_progress(),
         "evaluators": Evaluator.objects.all(),

@@ -131,6 +131,79 @@ def dataset_upload(*, name: str, filename: str, data: bytes, user: Any, descript
     return dataset
 
 
+def dataset_create(*, name: str, user: Any, description: str = "") -> Dataset:
+    """An empty dataset, to fill by hand or from spans."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Name the dataset."})
+    with transaction.atomic():
+        if Dataset.objects.filter(name=name).exists():
+            raise ValidationError({"name": "A dataset with this name exists."})
+        dataset = Dataset.objects.create(name=name, description=description.strip(), created_by=user)
+        audit_append(action="evaluation.dataset_create", object_type="dataset", object_id=dataset.pk,
+                     data={"name": name}, actor=user)  # fmt: skip
+    return dataset
+
+
+def _item_fields(input: Any, expected: Any, metadata: Any) -> _UploadRow:
+    try:
+        return _UploadRow(input=input, expected=expected, metadata={} if metadata is None else metadata)
+    except pydantic.ValidationError as exc:
+        errors: dict[str, list[str]] = {}
+        for err in exc.errors():
+            errors.setdefault(str(err["loc"][0]) if err["loc"] else "input", []).append(err["msg"])
+        raise ValidationError(errors) from None
+
+
+def dataset_item_add(
+    *, dataset: Dataset, input: Any, user: Any, expected: Any = None, metadata: dict[str, Any] | None = None
+) -> DatasetItem:
+    row = _item_fields(input, expected, metadata)
+    with transaction.atomic():
+        item = DatasetItem.objects.create(dataset=dataset, input=row.input, expected=row.expected,
+                                          metadata=row.metadata)  # fmt: skip
+        audit_append(action="evaluation.dataset_item_add", object_type="dataset", object_id=dataset.pk,
+                     data={"item": str(item.uuid)}, actor=user)  # fmt: skip
+    return item
+
+
+def dataset_item_update(
+    *, item: DatasetItem, input: Any, expected: Any, metadata: dict[str, Any] | None, user: Any
+) -> DatasetItem:
+    """Replace the item's fields. An item eval runs have results for is retired and a new item takes its place
+    (returned), so past results keep showing what they evaluated."""
+    row = _item_fields(input, expected, metadata)
+    with transaction.atomic():
+        item = DatasetItem.objects.select_for_update().get(pk=item.pk)
+        if item.retired_at is not None:
+            raise ConflictError("This item was retired; edit the item that replaced it.")
+        if item.results.exists():
+            item.retired_at = timezone.now()
+            item.save(update_fields=["retired_at"])
+            new = DatasetItem.objects.create(dataset_id=item.dataset_id, input=row.input, expected=row.expected,
+                                             metadata=row.metadata)  # fmt: skip
+        else:
+            item.input, item.expected, item.metadata = row.input, row.expected, row.metadata
+            item.save(update_fields=["input", "expected", "metadata"])
+            new = item
+        audit_append(action="evaluation.dataset_item_update", object_type="dataset", object_id=item.dataset_id,
+                     data={"item": str(item.uuid), "now": str(new.uuid)}, actor=user)  # fmt: skip
+    return new
+
+
+def dataset_item_delete(*, item: DatasetItem, user: Any) -> None:
+    """Delete the item; one that eval runs have results for is retired instead (its results stay readable)."""
+    with transaction.atomic():
+        item = DatasetItem.objects.select_for_update().get(pk=item.pk)
+        if item.results.exists():
+            item.retired_at = item.retired_at or timezone.now()
+            item.save(update_fields=["retired_at"])
+        else:
+            item.delete()
+        audit_append(action="evaluation.dataset_item_delete", object_type="dataset", object_id=item.dataset_id,
+                     data={"item": str(item.uuid)}, actor=user)  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Evaluators
 
@@ -180,7 +253,7 @@ def evalrun_create(*, dataset: Dataset, target: str, evaluators: Sequence[Evalua
     if not evaluators:
         raise ValidationError({"evaluators": "Choose at least one evaluator."})
     with transaction.atomic():
-        total = dataset.items.count()
+        total = dataset.items.active().count()
         if not total:
             raise ValidationError({"dataset": "The dataset has no items."})
         run = EvalRun.objects.create(dataset=dataset, target=target, items_total=total, created_by=user)
@@ -240,7 +313,7 @@ def evalrun_execute_batch(*, run_id: int) -> str:
     specs = [EvaluatorSpec(e.name, e.kind, e.parsed_config) for e in run.evaluators.all()]
     items = [
         ItemSpec(i.pk, i.input, i.expected)
-        for i in run.dataset.items.exclude(results__run=run).order_by("id")[: settings.AIOS_EVAL_BATCH_SIZE]
+        for i in run.dataset.items.active().exclude(results__run=run).order_by("id")[: settings.AIOS_EVAL_BATCH_SIZE]
     ]
     try:
         results = async_to_sync(_evaluate_batch)(run.pk, run.target, run.created_by, items, specs)

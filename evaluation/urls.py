@@ -1,25 +1,31 @@
-from django.urls import path
+from django.urls import include, path
 
 from evaluation import views
 
 # Objects are named by their public UUID (never the integer primary key).
-urlpatterns = [
-    path("evaluation/", views.home, name="evaluation-home"),
+pages = [
+    path("", views.home, name="evaluation-home"),
     # datasets
-    path("evaluation/datasets/upload/", views.dataset_upload, name="evaluation-dataset-upload"),
-    path("evaluation/datasets/<uuid:dataset_id>/", views.dataset_detail, name="evaluation-dataset-detail"),
+    path("datasets/new/", views.dataset_create, name="evaluation-dataset-create"),
+    path("datasets/upload/", views.dataset_upload, name="evaluation-dataset-upload"),
+    path("datasets/<uuid:dataset_id>/", views.dataset_detail, name="evaluation-dataset-detail"),
+    path("datasets/<uuid:dataset_id>/items/new/", views.dataset_item_add, name="evaluation-dataset-item-add"),
+    path("datasets/items/<uuid:item_id>/edit/", views.dataset_item_edit, name="evaluation-dataset-item-edit"),
+    path("datasets/items/<uuid:item_id>/delete/", views.dataset_item_delete, name="evaluation-dataset-item-delete"),
     # evaluators
-    path("evaluation/evaluators/new/", views.evaluator_create, name="evaluation-evaluator-create"),
+    path("evaluators/new/", views.evaluator_create, name="evaluation-evaluator-create"),
     # eval runs
-    path("evaluation/runs/new/", views.run_create, name="evaluation-run-create"),
-    path("evaluation/runs/compare/", views.run_compare, name="evaluation-run-compare"),
-    path("evaluation/runs/<uuid:run_id>/", views.run_detail, name="evaluation-run-detail"),
-    path("evaluation/runs/<uuid:run_id>/progress/", views.run_progress, name="evaluation-run-progress"),
-    path("evaluation/runs/<uuid:run_id>/cancel/", views.run_cancel, name="evaluation-run-cancel"),
+    path("runs/new/", views.run_create, name="evaluation-run-create"),
+    path("runs/compare/", views.run_compare, name="evaluation-run-compare"),
+    path("runs/<uuid:run_id>/", views.run_detail, name="evaluation-run-detail"),
+    path("runs/<uuid:run_id>/progress/", views.run_progress, name="evaluation-run-progress"),
+    path("runs/<uuid:run_id>/cancel/", views.run_cancel, name="evaluation-run-cancel"),
     # annotation queues and their items
-    path("evaluation/queues/<uuid:queue_id>/", views.queue_detail, name="evaluation-queue-detail"),
-    path("evaluation/queues/<uuid:queue_id>/next/", views.queue_next, name="evaluation-queue-next"),
-    path("evaluation/queues/<uuid:queue_id>/export.csv", views.queue_export, name="evaluation-queue-export"),
-    path("evaluation/items/<uuid:item_id>/", views.item_review, name="evaluation-item-review"),
-    path("evaluation/items/<uuid:item_id>/skip/", views.item_skip, name="evaluation-item-skip"),
+    path("queues/<uuid:queue_id>/", views.queue_detail, name="evaluation-queue-detail"),
+    path("queues/<uuid:queue_id>/next/", views.queue_next, name="evaluation-queue-next"),
+    path("queues/<uuid:queue_id>/export.csv", views.queue_export, name="evaluation-queue-export"),
+    path("items/<uuid:item_id>/", views.item_review, name="evaluation-item-review"),
+    path("items/<uuid:item_id>/skip/", views.item_skip, name="evaluation-item-skip"),
 ]
+
+urlpatterns = [path("evaluation/", include(pages))]

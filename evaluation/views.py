@@ -16,7 +16,14 @@ from django.views.decorators.http import require_POST
 from aios_core.access import ANNOTATOR, OPERATOR, VIEWER, has_role, role_required
 from aios_core.errors import ConflictError
 from evaluation import selectors, services
-from evaluation.forms import DatasetUploadForm, EvalRunForm, EvaluatorForm, scores_from_post
+from evaluation.forms import (
+    DatasetCreateForm,
+    DatasetItemForm,
+    DatasetUploadForm,
+    EvalRunForm,
+    EvaluatorForm,
+    scores_from_post,
+)
 
 
 def _home(request: HttpRequest, status: int = 200, **forms: Any) -> HttpResponse:
@@ -24,6 +31,7 @@ def _home(request: HttpRequest, status: int = 200, **forms: Any) -> HttpResponse
         **selectors.home_lists(),
         "can_run": has_role(request.user, OPERATOR),
         "upload_form": forms.get("upload_form") or DatasetUploadForm(),
+        "dataset_form": forms.get("dataset_form") or DatasetCreateForm(),
         "run_form": forms.get("run_form") or EvalRunForm(),
         "evaluator_form": forms.get("evaluator_form") or EvaluatorForm(),
     }
@@ -58,11 +66,73 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
     return _home(request, 422, upload_form=form)
 
 
+@require_POST
+@role_required(OPERATOR)
+def dataset_create(request: HttpRequest) -> HttpResponse:
+    form = DatasetCreateForm(request.POST)
+    if form.is_valid():
+        try:
+            dataset = services.dataset_create(**form.cleaned_data, user=request.user)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, f"Dataset {dataset.name} created: add its items.")
+            return redirect("evaluation-dataset-detail", dataset_id=dataset.uuid)
+    return _home(request, 422, dataset_form=form)
+
+
+def _dataset_page(request: HttpRequest, dataset: Any, item_form: DatasetItemForm | None = None) -> HttpResponse:
+    context = {"dataset": dataset, "items": dataset.items.active()[:200], "can_edit": has_role(request.user, OPERATOR),
+               "item_form": item_form or DatasetItemForm()}  # fmt: skip
+    return render(request, "evaluation/dataset_detail.html", context, status=422 if item_form else 200)
+
+
 @role_required(VIEWER)
 def dataset_detail(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
+    return _dataset_page(request, selectors.get_dataset_for_user(request.user, dataset_id))
+
+
+@require_POST
+@role_required(OPERATOR)
+def dataset_item_add(request: HttpRequest, dataset_id: UUID) -> HttpResponse:
     dataset = selectors.get_dataset_for_user(request.user, dataset_id)
-    items = dataset.items.all()[:200]
-    return render(request, "evaluation/dataset_detail.html", {"dataset": dataset, "items": items})
+    form = DatasetItemForm(request.POST)
+    if form.is_valid():
+        try:
+            services.dataset_item_add(dataset=dataset, **form.cleaned_data, user=request.user)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "Item added.")
+            return redirect("evaluation-dataset-detail", dataset_id=dataset.uuid)
+    return _dataset_page(request, dataset, form)
+
+
+@role_required(OPERATOR)
+def dataset_item_edit(request: HttpRequest, item_id: UUID) -> HttpResponse:
+    item = selectors.get_dataset_item_for_user(request.user, item_id)
+    form = DatasetItemForm(request.POST) if request.method == "POST" else DatasetItemForm.for_item(item)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.dataset_item_update(item=item, **form.cleaned_data, user=request.user)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        except ConflictError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, "Item saved.")
+            return redirect("evaluation-dataset-detail", dataset_id=item.dataset.uuid)
+    status = 422 if form.errors else 200
+    return render(request, "evaluation/dataset_item_edit.html", {"item": item, "form": form}, status=status)
+
+
+@require_POST
+@role_required(OPERATOR)
+def dataset_item_delete(request: HttpRequest, item_id: UUID) -> HttpResponse:
+    item = selectors.get_dataset_item_for_user(request.user, item_id)
+    services.dataset_item_delete(item=item, user=request.user)
+    messages.success(request, "Item deleted.")
+    return redirect("evaluation-dataset-detail", dataset_id=item.dataset.uuid)
 
 
 @require_POST
