@@ -106,6 +106,9 @@ class EvalRun(PublicIdModel):
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="runs")
     target = models.CharField(max_length=200)  # "echo", "auto" (the router) or a model id
     evaluators = models.ManyToManyField(Evaluator, related_name="runs")
+    # [{"name", "kind", "config"}] as they were when the run started: the run executes and shows these, so
+    # editing an evaluator later never changes what a past run appears to have used.
+    evaluator_configs = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     items_total = models.PositiveIntegerField(default=0)
     items_done = models.PositiveIntegerField(default=0)
@@ -127,6 +130,17 @@ class EvalRun(PublicIdModel):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELLED)
+
+    @property
+    def used_evaluators(self) -> list[dict[str, Any]]:
+        """The snapshot; for a run created without one (not through evalrun_create), its evaluators as now."""
+        if self.evaluator_configs:
+            return self.evaluator_configs
+        return [{"name": e.name, "kind": e.kind, "config": e.config} for e in self.evaluators.all()]
+
+    @property
+    def evaluator_names(self) -> list[str]:
+        return [e["name"] for e in self.used_evaluators]
 
     @property
     def progress_percent(self) -> int:

@@ -34,6 +34,11 @@ def get_dataset_item_for_user(user: Any, item_id: UUID) -> DatasetItem:
     return DatasetItem.objects.select_related("dataset").filter(uuid=item_id).first() or _missing()
 
 
+def get_evaluator_for_user(user: Any, evaluator_id: UUID) -> Evaluator:
+    _require(user, VIEWER)
+    return Evaluator.objects.filter(uuid=evaluator_id).first() or _missing()
+
+
 def get_run_for_user(user: Any, run_id: UUID) -> EvalRun:
     _require(user, VIEWER)
     run = EvalRun.objects.select_related("dataset", "created_by").filter(uuid=run_id).first()

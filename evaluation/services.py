@@ -225,6 +225,28 @@ def evaluator_create(*, name: str, kind: str, config: dict[str, Any], user: Any)
     return evaluator
 
 
+def evaluator_update(*, evaluator: Evaluator, name: str, config: dict[str, Any], user: Any) -> Evaluator:
+    """Rename or reconfigure (the kind stays). Runs keep the snapshot they started with."""
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Name the evaluator."})
+    try:
+        parsed = parse_evaluator_config(evaluator.kind, config)
+    except pydantic.ValidationError as exc:
+        raise ValidationError({"config": _row_error(exc)}) from None
+    with transaction.atomic():
+        evaluator = Evaluator.objects.select_for_update().get(pk=evaluator.pk)
+        if Evaluator.objects.filter(name=name).exclude(pk=evaluator.pk).exists():
+            raise ValidationError({"name": "An evaluator with this name exists."})
+        before = {"name": evaluator.name, "config": evaluator.config}
+        evaluator.name, evaluator.config = name, parsed.model_dump(by_alias=True)
+        evaluator.save(update_fields=["name", "config"])
+        after = {"name": name, "config": evaluator.config}
+        audit_append(action="evaluation.evaluator_update", object_type="evaluator", object_id=evaluator.pk,
+                     data={"before": before, "after": after}, actor=user)  # fmt: skip
+    return evaluator
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Eval runs
 
@@ -256,7 +278,9 @@ def evalrun_create(*, dataset: Dataset, target: str, evaluators: Sequence[Evalua
         total = dataset.items.active().count()
         if not total:
             raise ValidationError({"dataset": "The dataset has no items."})
-        run = EvalRun.objects.create(dataset=dataset, target=target, items_total=total, created_by=user)
+        snapshot = [{"name": e.name, "kind": e.kind, "config": e.config} for e in evaluators]
+        run = EvalRun.objects.create(dataset=dataset, target=target, items_total=total, created_by=user,
+                                     evaluator_configs=snapshot)  # fmt: skip
         run.evaluators.set(evaluators)
         audit_append(action="evaluation.run_start", object_type="eval_run", object_id=run.pk,
                      data={"dataset": dataset.name, "target": target,
@@ -310,7 +334,8 @@ def evalrun_execute_batch(*, run_id: int) -> str:
         if run.status == EvalRun.Status.QUEUED:
             run.status, run.started_at = EvalRun.Status.RUNNING, timezone.now()
             run.save(update_fields=["status", "started_at"])
-    specs = [EvaluatorSpec(e.name, e.kind, e.parsed_config) for e in run.evaluators.all()]
+    specs = [EvaluatorSpec(e["name"], e["kind"], parse_evaluator_config(e["kind"], e["config"]))
+             for e in run.used_evaluators]  # fmt: skip
     items = [
         ItemSpec(i.pk, i.input, i.expected)
         for i in run.dataset.items.active().exclude(results__run=run).order_by("id")[: settings.AIOS_EVAL_BATCH_SIZE]

@@ -14,6 +14,7 @@ pages = [
     path("datasets/items/<uuid:item_id>/delete/", views.dataset_item_delete, name="evaluation-dataset-item-delete"),
     # evaluators
     path("evaluators/new/", views.evaluator_create, name="evaluation-evaluator-create"),
+    path("evaluators/<uuid:evaluator_id>/edit/", views.evaluator_edit, name="evaluation-evaluator-edit"),
     # eval runs
     path("runs/new/", views.run_create, name="evaluation-run-create"),
     path("runs/compare/", views.run_compare, name="evaluation-run-compare"),

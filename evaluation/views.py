@@ -24,6 +24,7 @@ from evaluation.forms import (
     EvaluatorForm,
     scores_from_post,
 )
+from evaluation.models import Evaluator
 
 
 def _home(request: HttpRequest, status: int = 200, **forms: Any) -> HttpResponse:
@@ -33,7 +34,7 @@ def _home(request: HttpRequest, status: int = 200, **forms: Any) -> HttpResponse
         "upload_form": forms.get("upload_form") or DatasetUploadForm(),
         "dataset_form": forms.get("dataset_form") or DatasetCreateForm(),
         "run_form": forms.get("run_form") or EvalRunForm(),
-        "evaluator_form": forms.get("evaluator_form") or EvaluatorForm(),
+        "kinds": Evaluator.Kind.choices,
     }
     return render(request, "evaluation/home.html", context, status=status)
 
@@ -135,19 +136,43 @@ def dataset_item_delete(request: HttpRequest, item_id: UUID) -> HttpResponse:
     return redirect("evaluation-dataset-detail", dataset_id=item.dataset.uuid)
 
 
-@require_POST
+def _evaluator_page(request: HttpRequest, form: EvaluatorForm, evaluator: Any = None) -> HttpResponse:
+    context = {"form": form, "evaluator": evaluator, "kinds": Evaluator.Kind.choices}
+    return render(request, "evaluation/evaluator_form.html", context, status=422 if form.errors else 200)
+
+
 @role_required(OPERATOR)
 def evaluator_create(request: HttpRequest) -> HttpResponse:
-    form = EvaluatorForm(request.POST)
+    """GET ?kind=...: the form for that kind; POST: create."""
+    if request.method != "POST":
+        return _evaluator_page(request, EvaluatorForm(kind=request.GET.get("kind") or Evaluator.Kind.EXACT_MATCH))
+    form = EvaluatorForm(request.POST, kind=request.POST.get("kind", ""))
     if form.is_valid():
+        data = form.cleaned_data
         try:
-            services.evaluator_create(**form.cleaned_data, user=request.user)
+            services.evaluator_create(name=data["name"], kind=data["kind"], config=data["config"], user=request.user)
         except ValidationError as exc:
             _form_errors(form, exc)
         else:
             messages.success(request, "Evaluator created.")
             return redirect("evaluation-home")
-    return _home(request, 422, evaluator_form=form)
+    return _evaluator_page(request, form)
+
+
+@role_required(OPERATOR)
+def evaluator_edit(request: HttpRequest, evaluator_id: UUID) -> HttpResponse:
+    evaluator = selectors.get_evaluator_for_user(request.user, evaluator_id)
+    form = EvaluatorForm.for_evaluator(evaluator, request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.evaluator_update(evaluator=evaluator, name=form.cleaned_data["name"],
+                                      config=form.cleaned_data["config"], user=request.user)  # fmt: skip
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, f"Evaluator {form.cleaned_data['name']} saved. Past runs keep their config.")
+            return redirect("evaluation-home")
+    return _evaluator_page(request, form, evaluator)
 
 
 @require_POST
@@ -168,7 +193,7 @@ def run_create(request: HttpRequest) -> HttpResponse:
 def run_detail(request: HttpRequest, run_id: UUID) -> HttpResponse:
     run = selectors.get_run_for_user(request.user, run_id)
     results = run.results.select_related("item")[:500]
-    names = list(run.evaluators.values_list("name", flat=True))
+    names = run.evaluator_names
     rows = [(r, [r.scores.get(n, {}) for n in names]) for r in results]
     context = {"run": run, "names": names, "rows": rows, "can_run": has_role(request.user, OPERATOR),
                "progress": run.progress_payload(), "summary": selectors.run_score_summary(run, names),
@@ -186,7 +211,7 @@ def run_compare(request: HttpRequest) -> HttpResponse:
     if a.dataset_id != b.dataset_id:
         messages.error(request, "Only runs over the same dataset compare item by item.")
         return redirect("evaluation-run-detail", run_id=a.uuid)
-    names = sorted(set(a.evaluators.values_list("name", flat=True)) & set(b.evaluators.values_list("name", flat=True)))
+    names = sorted(set(a.evaluator_names) & set(b.evaluator_names))
     summary = zip(selectors.run_score_summary(a, names), selectors.run_score_summary(b, names), strict=True)
     rows = [(row, [((row["a"].scores.get(n) or {}), (row["b"].scores.get(n) or {}) if row["b"] else {}) for n in names])
             for row in selectors.run_comparison(a, b)]  # fmt: skip
