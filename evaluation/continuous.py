@@ -6,22 +6,70 @@ Services live here rather than in services.py because they form one idea with th
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from evaluation import evaluators as ev
-from evaluation.models import ContinuousEvaluation, SpanScore
+from evaluation.models import ContinuousEvaluation, Evaluator, SpanScore
 from evaluation.selectors import span_content
 from evaluation.services import EvaluatorSpec, ItemSpec, ItemToAdd, annotation_items_add, score_item
+from observability.audit import audit_append
 from observability.models import Span
 
 # Rows with a lower primary key can commit after a higher one (concurrent span writers), so each tick rescans
 # this many ids below the watermark; the unique constraint on scores makes the rescan harmless.
 RESCAN_IDS = 2000
 _BUCKETS = 10_000
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Configurations
+
+
+def _continuous_save(config: ContinuousEvaluation, evaluators: Sequence[Evaluator], action: str, user: Any) -> None:
+    """Caller holds a transaction. The model validates rates and thresholds (the admin obeys the same rules)."""
+    if not evaluators:
+        raise ValidationError({"evaluators": "Choose at least one evaluator."})
+    config.full_clean()
+    config.save()
+    config.evaluators.set(evaluators)
+    audit_append(action=action, object_type="continuous_evaluation", object_id=config.pk, actor=user,
+                 data={"name": config.name, "enabled": config.enabled, "sample_rate": config.sample_rate,
+                       "threshold": config.threshold, "evaluators": [e.name for e in evaluators],
+                       "queue": config.queue.name if config.queue else None})  # fmt: skip
+
+
+def continuous_config_create(*, evaluators: Sequence[Evaluator], user: Any, **fields: Any) -> ContinuousEvaluation:
+    """`fields`: name, enabled, span_kind, model, agent, sample_rate, threshold, queue, max_spans_per_tick."""
+    config = ContinuousEvaluation(**{k: v for k, v in fields.items() if k in CONFIG_FIELDS})
+    with transaction.atomic():
+        _continuous_save(config, evaluators, "evaluation.continuous_create", user)
+    return config
+
+
+def continuous_config_update(
+    *, config: ContinuousEvaluation, evaluators: Sequence[Evaluator], user: Any, **fields: Any
+) -> ContinuousEvaluation:
+    with transaction.atomic():
+        config = ContinuousEvaluation.objects.select_for_update().get(pk=config.pk)
+        for name in CONFIG_FIELDS:
+            if name in fields:
+                setattr(config, name, fields[name])
+        _continuous_save(config, evaluators, "evaluation.continuous_update", user)
+    return config
+
+
+CONFIG_FIELDS = ("name", "enabled", "span_kind", "model", "agent", "sample_rate", "threshold", "queue",
+                 "max_spans_per_tick")  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Ticks
 
 
 def sampled(span_id: int, rate: float) -> bool:

@@ -9,7 +9,8 @@ import pydantic
 from django import forms
 
 from evaluation.configs import CONFIG_BY_KIND, CategoricalScore, NumericScore, ScoreConfig
-from evaluation.models import Dataset, EvalRun, Evaluator
+from evaluation.models import AnnotationQueue, Dataset, EvalRun, Evaluator
+from observability.models import SpanKind
 
 
 class DatasetUploadForm(forms.Form):
@@ -154,6 +155,78 @@ class EvaluatorForm(forms.Form):
         else:
             data["config"] = parsed.model_dump(by_alias=True)
         return data
+
+
+class ScoreConfigRowForm(forms.Form):
+    """One score of an annotation queue; a row without a name is ignored (the formset's spare rows)."""
+
+    name = forms.CharField(required=False, max_length=60)
+    kind = forms.ChoiceField(choices=[("numeric", "Number in a range"), ("categorical", "One of some labels"),
+                                      ("boolean", "Yes or no")])  # fmt: skip
+    min = forms.FloatField(required=False, initial=1, help_text="Numbers only.")
+    max = forms.FloatField(required=False, initial=5, help_text="Numbers only.")
+    labels = forms.CharField(required=False, help_text="Labels only: comma-separated.")
+
+    def has_changed(self) -> bool:
+        """A named row always counts, even when it equals its initial value (an edit page re-posting a score):
+        the formset would otherwise skip validating it and the score would vanish."""
+        return super().has_changed() or bool((self.data.get(self.add_prefix("name")) or "").strip())
+
+    def config(self) -> dict[str, Any] | None:
+        data = self.cleaned_data
+        if not data.get("name"):
+            return None
+        config: dict[str, Any] = {"kind": data["kind"], "name": data["name"].strip()}
+        if data["kind"] == "numeric":
+            config.update({k: data[k] for k in ("min", "max") if data.get(k) is not None})
+        elif data["kind"] == "categorical":
+            config["labels"] = [label.strip() for label in (data.get("labels") or "").split(",") if label.strip()]
+        return config
+
+
+ScoreConfigFormSet = forms.formset_factory(ScoreConfigRowForm, extra=2)
+
+
+def score_rows_initial(configs: list[Any]) -> list[dict[str, Any]]:
+    rows = []
+    for c in configs:
+        row = {"name": c.name, "kind": c.kind}
+        if c.kind == "numeric":
+            row.update({"min": c.min, "max": c.max})
+        elif c.kind == "categorical":
+            row["labels"] = ", ".join(c.labels)
+        rows.append(row)
+    return rows
+
+
+class AnnotationQueueForm(forms.Form):
+    """The queue's fields; its scores come from ScoreConfigFormSet. Bounds are the model's (one source)."""
+
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    reviewers_per_item = forms.IntegerField(initial=1, help_text="How many annotators review each item (1-10).")
+    lock_seconds = forms.IntegerField(initial=600, help_text="How long a claimed item stays with its annotator.")
+
+
+class ContinuousEvaluationForm(forms.Form):
+    """Bounds (rates in 0..1) are checked by the model, so the admin site obeys the same rules."""
+
+    name = forms.CharField(max_length=200)
+    enabled = forms.BooleanField(required=False, initial=True)
+    span_kind = forms.ChoiceField(choices=SpanKind.choices, initial=SpanKind.LLM)
+    model = forms.CharField(required=False, max_length=150, help_text="Empty: any model.")
+    agent = forms.CharField(required=False, max_length=100, help_text="Empty: any agent.")
+    sample_rate = forms.FloatField(initial=0.1, help_text="Share of matching spans scored, from 0 to 1.")
+    evaluators = forms.ModelMultipleChoiceField(queryset=Evaluator.objects.all(), to_field_name="uuid", required=False)
+    threshold = forms.FloatField(initial=0.5, help_text="A span scoring below this (0 to 1) goes to the queue.")
+    queue = forms.ModelChoiceField(queryset=AnnotationQueue.objects.all(), to_field_name="uuid", required=False)
+    max_spans_per_tick = forms.IntegerField(initial=500, help_text="New spans read per tick (1-10000).")
+
+    @classmethod
+    def for_config(cls, config: Any, data: Any = None) -> ContinuousEvaluationForm:
+        initial = {name: getattr(config, name) for name in cls.base_fields if name != "evaluators"}
+        initial["evaluators"] = list(config.evaluators.all())
+        return cls(data, initial=initial)
 
 
 def scores_from_post(configs: list[ScoreConfig], data: Any) -> dict[str, Any]:

@@ -7,10 +7,22 @@ from typing import Any
 from uuid import uuid4
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
 from evaluation.configs import EvaluatorConfig, ScoreConfig, parse_evaluator_config, parse_score_configs
+from observability.models import SpanKind
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        err = errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        return f"{where}: {err['msg']}" if where else err["msg"]
+    return str(exc)
 
 
 class PublicIdModel(models.Model):
@@ -182,15 +194,42 @@ class AnnotationQueue(PublicIdModel):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     score_configs = models.JSONField(default=list, blank=True)  # [ScoreConfig]
-    reviewers_per_item = models.PositiveSmallIntegerField(default=1)
-    lock_seconds = models.PositiveIntegerField(default=600)
+    reviewers_per_item = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(10)]
+    )
+    lock_seconds = models.PositiveIntegerField(
+        default=600, validators=[MinValueValidator(10), MaxValueValidator(86_400)],
+        help_text="How long a claimed item stays with its annotator.",
+    )  # fmt: skip
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(reviewers_per_item__gte=1, reviewers_per_item__lte=10),
+                name="annotation_queue_reviewers_1_to_10",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Every writer (services, the admin) goes through this: score configs parse, names are unique, at least
+        one, and they stay fixed once reviews exist (old reviews are keyed by them)."""
+        try:
+            configs = parse_score_configs(self.score_configs)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise ValidationError({"score_configs": _first_error(exc)}) from None
+        if not configs:
+            raise ValidationError({"score_configs": "Add at least one score."})
+        self.score_configs = [c.model_dump() for c in configs]
+        if self.pk is not None:
+            stored = AnnotationQueue.objects.filter(pk=self.pk).values_list("score_configs", flat=True).first()
+            if stored != self.score_configs and Annotation.objects.filter(item__queue_id=self.pk).exists():
+                raise ValidationError({"score_configs": "The queue already has reviews: its scores can no longer "
+                                                        "change (create a new queue)."})  # fmt: skip
 
     @property
     def parsed_score_configs(self) -> list[ScoreConfig]:
@@ -254,19 +293,29 @@ class ContinuousEvaluation(PublicIdModel):
 
     name = models.CharField(max_length=200, unique=True)
     enabled = models.BooleanField(default=True)
-    span_kind = models.CharField(max_length=16, default="llm")
+    span_kind = models.CharField(max_length=16, default="llm", choices=SpanKind.choices)
     model = models.CharField(max_length=150, blank=True)  # empty: any model
     agent = models.CharField(max_length=100, blank=True)  # empty: any agent
-    sample_rate = models.FloatField(default=0.1)  # 0..1, decided per span id so a rescan samples the same spans
+    # 0..1, decided per span id so a rescan samples the same spans
+    sample_rate = models.FloatField(default=0.1, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     evaluators = models.ManyToManyField(Evaluator, related_name="continuous")
-    threshold = models.FloatField(default=0.5)  # a span with any score below this goes to `queue`
+    # a span with any score below this goes to `queue`
+    threshold = models.FloatField(default=0.5, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     queue = models.ForeignKey(AnnotationQueue, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     last_span_pk = models.BigIntegerField(default=0)  # watermark: spans with a larger primary key are new
-    max_spans_per_tick = models.PositiveIntegerField(default=500)
+    max_spans_per_tick = models.PositiveIntegerField(
+        default=500, validators=[MinValueValidator(1), MaxValueValidator(10_000)]
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(sample_rate__gte=0, sample_rate__lte=1),
+                                   name="continuous_sample_rate_0_to_1"),
+            models.CheckConstraint(condition=models.Q(threshold__gte=0, threshold__lte=1),
+                                   name="continuous_threshold_0_to_1"),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return self.name

@@ -10,7 +10,16 @@ from django.http import Http404
 from django.utils import timezone
 
 from aios_core.access import ANNOTATOR, VIEWER, has_role
-from evaluation.models import Annotation, AnnotationItem, AnnotationQueue, Dataset, DatasetItem, EvalRun, Evaluator
+from evaluation.models import (
+    Annotation,
+    AnnotationItem,
+    AnnotationQueue,
+    ContinuousEvaluation,
+    Dataset,
+    DatasetItem,
+    EvalRun,
+    Evaluator,
+)
 
 
 def _require(user: Any, role: str) -> None:
@@ -37,6 +46,11 @@ def get_dataset_item_for_user(user: Any, item_id: UUID) -> DatasetItem:
 def get_evaluator_for_user(user: Any, evaluator_id: UUID) -> Evaluator:
     _require(user, VIEWER)
     return Evaluator.objects.filter(uuid=evaluator_id).first() or _missing()
+
+
+def get_continuous_for_user(user: Any, config_id: UUID) -> ContinuousEvaluation:
+    _require(user, VIEWER)
+    return ContinuousEvaluation.objects.filter(uuid=config_id).first() or _missing()
 
 
 def get_run_for_user(user: Any, run_id: UUID) -> EvalRun:
@@ -73,6 +87,7 @@ def home_lists() -> dict[str, Any]:
         "queues": queues_with_progress(),
         "evaluators": Evaluator.objects.all(),
         "continuous": continuous_summary(),
+        "continuous_configs": ContinuousEvaluation.objects.select_related("queue").prefetch_related("evaluators"),
     }
 
 

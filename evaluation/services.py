@@ -25,7 +25,7 @@ from django.utils import timezone
 from aios_core.errors import ConflictError
 from aios_core.live import send_on_commit
 from evaluation import evaluators as ev
-from evaluation.configs import LlmJudgeConfig, parse_evaluator_config, parse_score_configs
+from evaluation.configs import LlmJudgeConfig, parse_evaluator_config
 from evaluation.models import (
     Annotation,
     AnnotationItem,
@@ -456,23 +456,30 @@ def annotation_queue_create(
     *, name: str, score_configs: list[dict[str, Any]], reviewers_per_item: int = 1, lock_seconds: int = 600,
     description: str = "", user: Any,
 ) -> AnnotationQueue:  # fmt: skip
-    try:
-        configs = parse_score_configs(score_configs)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise ValidationError({"score_configs": str(exc)}) from None
-    if not configs:
-        raise ValidationError({"score_configs": "Add at least one score."})
-    if not 1 <= reviewers_per_item <= 10:
-        raise ValidationError({"reviewers_per_item": "From 1 to 10 reviewers per item."})
+    queue = AnnotationQueue(name=name.strip(), description=description.strip(), score_configs=score_configs,
+                            reviewers_per_item=reviewers_per_item, lock_seconds=lock_seconds)  # fmt: skip
     with transaction.atomic():
-        if AnnotationQueue.objects.filter(name=name).exists():
-            raise ValidationError({"name": "A queue with this name exists."})
-        queue = AnnotationQueue.objects.create(
-            name=name, description=description, reviewers_per_item=reviewers_per_item, lock_seconds=lock_seconds,
-            score_configs=[c.model_dump() for c in configs],
-        )  # fmt: skip
+        queue.full_clean()  # the model's rules, which the admin obeys too
+        queue.save()
         audit_append(action="evaluation.queue_create", object_type="annotation_queue", object_id=queue.pk,
-                     data={"name": name}, actor=user)  # fmt: skip
+                     data={"name": queue.name}, actor=user)  # fmt: skip
+    return queue
+
+
+def annotation_queue_update(
+    *, queue: AnnotationQueue, name: str, score_configs: list[dict[str, Any]], reviewers_per_item: int,
+    lock_seconds: int, description: str = "", user: Any,
+) -> AnnotationQueue:  # fmt: skip
+    """Scores can change only while the queue has no reviews (AnnotationQueue.clean)."""
+    with transaction.atomic():
+        queue = AnnotationQueue.objects.select_for_update().get(pk=queue.pk)
+        queue.name, queue.description, queue.score_configs = name.strip(), description.strip(), score_configs
+        queue.reviewers_per_item, queue.lock_seconds = reviewers_per_item, lock_seconds
+        queue.full_clean()
+        queue.save()
+        audit_append(action="evaluation.queue_update", object_type="annotation_queue", object_id=queue.pk,
+                     data={"name": queue.name, "score_configs": queue.score_configs,
+                           "reviewers_per_item": reviewers_per_item}, actor=user)  # fmt: skip
     return queue
 
 

@@ -21,7 +21,12 @@ pages = [
     path("runs/<uuid:run_id>/", views.run_detail, name="evaluation-run-detail"),
     path("runs/<uuid:run_id>/progress/", views.run_progress, name="evaluation-run-progress"),
     path("runs/<uuid:run_id>/cancel/", views.run_cancel, name="evaluation-run-cancel"),
+    # continuous evaluation
+    path("continuous/new/", views.continuous_create, name="evaluation-continuous-create"),
+    path("continuous/<uuid:config_id>/edit/", views.continuous_edit, name="evaluation-continuous-edit"),
     # annotation queues and their items
+    path("queues/new/", views.queue_create, name="evaluation-queue-create"),
+    path("queues/<uuid:queue_id>/edit/", views.queue_edit, name="evaluation-queue-edit"),
     path("queues/<uuid:queue_id>/", views.queue_detail, name="evaluation-queue-detail"),
     path("queues/<uuid:queue_id>/next/", views.queue_next, name="evaluation-queue-next"),
     path("queues/<uuid:queue_id>/export.csv", views.queue_export, name="evaluation-queue-export"),

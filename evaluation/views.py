@@ -13,15 +13,19 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from aios_core.access import ANNOTATOR, OPERATOR, VIEWER, has_role, role_required
+from aios_core.access import ADMIN, ANNOTATOR, OPERATOR, VIEWER, has_role, role_required
 from aios_core.errors import ConflictError
-from evaluation import selectors, services
+from evaluation import continuous, selectors, services
 from evaluation.forms import (
+    AnnotationQueueForm,
+    ContinuousEvaluationForm,
     DatasetCreateForm,
     DatasetItemForm,
     DatasetUploadForm,
     EvalRunForm,
     EvaluatorForm,
+    ScoreConfigFormSet,
+    score_rows_initial,
     scores_from_post,
 )
 from evaluation.models import Evaluator
@@ -35,6 +39,7 @@ def _home(request: HttpRequest, status: int = 200, **forms: Any) -> HttpResponse
         "dataset_form": forms.get("dataset_form") or DatasetCreateForm(),
         "run_form": forms.get("run_form") or EvalRunForm(),
         "kinds": Evaluator.Kind.choices,
+        "can_configure_sampling": has_role(request.user, ADMIN),
     }
     return render(request, "evaluation/home.html", context, status=status)
 
@@ -235,11 +240,96 @@ def run_cancel(request: HttpRequest, run_id: UUID) -> HttpResponse:
     return redirect("evaluation-run-detail", run_id=run.uuid)
 
 
+def _queue_page(request: HttpRequest, form: Any, rows: Any, queue: Any = None) -> HttpResponse:
+    status = 422 if request.method == "POST" else 200
+    context = {"form": form, "rows": rows, "queue": queue}
+    return render(request, "evaluation/queue_form.html", context, status=status)
+
+
+def _queue_fields(request: HttpRequest, form: Any, rows: Any) -> dict[str, Any] | None:
+    """The service's arguments from the form and the score rows, or None (errors are on the forms)."""
+    if not (form.is_valid() and rows.is_valid()):
+        return None
+    configs = [c for c in (row.config() for row in rows) if c is not None]
+    return {**form.cleaned_data, "score_configs": configs, "user": request.user}
+
+
+@role_required(OPERATOR)
+def queue_create(request: HttpRequest) -> HttpResponse:
+    data = request.POST if request.method == "POST" else None
+    form, rows = AnnotationQueueForm(data), ScoreConfigFormSet(data, prefix="scores")
+    fields = _queue_fields(request, form, rows) if data is not None else None
+    if fields is not None:
+        try:
+            queue = services.annotation_queue_create(**fields)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, f"Queue {queue.name} created.")
+            return redirect("evaluation-queue-detail", queue_id=queue.uuid)
+    return _queue_page(request, form, rows)
+
+
+@role_required(OPERATOR)
+def queue_edit(request: HttpRequest, queue_id: UUID) -> HttpResponse:
+    queue = selectors.get_queue_for_user(request.user, queue_id)
+    data = request.POST if request.method == "POST" else None
+    initial = {k: getattr(queue, k) for k in AnnotationQueueForm.base_fields}
+    form = AnnotationQueueForm(data, initial=initial)
+    rows = ScoreConfigFormSet(data, prefix="scores", initial=score_rows_initial(queue.parsed_score_configs))
+    fields = _queue_fields(request, form, rows) if data is not None else None
+    if fields is not None:
+        try:
+            services.annotation_queue_update(queue=queue, **fields)
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "Queue saved.")
+            return redirect("evaluation-queue-detail", queue_id=queue.uuid)
+    return _queue_page(request, form, rows, queue)
+
+
+def _continuous_save(request: HttpRequest, form: ContinuousEvaluationForm, config: Any = None) -> Any:
+    if not form.is_valid():
+        return None
+    data = dict(form.cleaned_data)
+    evaluators = list(data.pop("evaluators"))
+    try:
+        if config is None:
+            return continuous.continuous_config_create(evaluators=evaluators, user=request.user, **data)
+        return continuous.continuous_config_update(config=config, evaluators=evaluators, user=request.user, **data)
+    except ValidationError as exc:
+        _form_errors(form, exc)
+        return None
+
+
+@role_required(ADMIN)
+def continuous_create(request: HttpRequest) -> HttpResponse:
+    form = ContinuousEvaluationForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and _continuous_save(request, form) is not None:
+        messages.success(request, "Continuous evaluation configured: it samples from the next tick.")
+        return redirect("evaluation-home")
+    status = 422 if form.errors else 200
+    return render(request, "evaluation/continuous_form.html", {"form": form}, status=status)
+
+
+@role_required(ADMIN)
+def continuous_edit(request: HttpRequest, config_id: UUID) -> HttpResponse:
+    config = selectors.get_continuous_for_user(request.user, config_id)
+    form = ContinuousEvaluationForm.for_config(config, request.POST if request.method == "POST" else None)
+    if request.method == "POST" and _continuous_save(request, form, config) is not None:
+        messages.success(request, "Continuous evaluation saved.")
+        return redirect("evaluation-home")
+    status = 422 if form.errors else 200
+    return render(request, "evaluation/continuous_form.html", {"form": form, "config": config}, status=status)
+
+
 @role_required(VIEWER)
 def queue_detail(request: HttpRequest, queue_id: UUID) -> HttpResponse:
     queue = selectors.get_queue_for_user(request.user, queue_id)
     context = {"queue": queue, "progress": selectors.queue_progress(queue),
-               "can_annotate": has_role(request.user, ANNOTATOR)}  # fmt: skip
+               "can_annotate": has_role(request.user, ANNOTATOR),
+               "can_edit": has_role(request.user, OPERATOR)}  # fmt: skip
     return render(request, "evaluation/queue_detail.html", context)
 
 
