@@ -100,6 +100,21 @@ class SpansIn(Schema):
         return [(UUID(hex=s.trace_id), span_id_from_hex(s.span_id)) for s in self.spans]
 
 
+class TracesIn(Schema):
+    traces: list[str] = Field(min_length=1, max_length=1000, description="trace ids, hex as in the traces explorer")
+
+    @field_validator("traces")
+    @classmethod
+    def _hex(cls, value: list[str]) -> list[str]:
+        for trace_id in value:
+            if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
+                raise ValueError(f"not a trace id: {trace_id[:40]!r} (32 lowercase hex digits)")
+        return value
+
+    def ids(self) -> list[UUID]:
+        return [UUID(hex=t) for t in self.traces]
+
+
 class AddedOut(Schema):
     added: int
 
@@ -189,6 +204,13 @@ def evaluation_datasets_add_spans(request: HttpRequest, dataset_id: UUID, payloa
     return {"added": services.dataset_items_add_spans(dataset=dataset, refs=payload.refs(), user=request.user)}
 
 
+@router.post("/datasets/{dataset_id}/traces", response=AddedOut)
+def evaluation_datasets_add_traces(request: HttpRequest, dataset_id: UUID, payload: TracesIn) -> dict[str, int]:
+    require_role(request, OPERATOR)
+    dataset = selectors.get_dataset_for_user(request.user, dataset_id)
+    return {"added": services.dataset_items_add_traces(dataset=dataset, trace_ids=payload.ids(), user=request.user)}
+
+
 @router.post("/runs", response={201: RunOut})
 def evaluation_runs_create(request: HttpRequest, payload: RunIn) -> Status:
     require_role(request, OPERATOR)
@@ -230,8 +252,14 @@ def evaluation_runs_cancel(request: HttpRequest, run_id: UUID) -> EvalRun:
 
 @router.post("/queues/{queue_id}/spans", response=AddedOut)
 def evaluation_queues_add_spans(request: HttpRequest, queue_id: UUID, payload: SpansIn) -> dict[str, int]:
-    queue = selectors.get_queue_for_annotator(request.user, queue_id)
+    queue = selectors.get_queue_for_curator(request.user, queue_id)
     return {"added": services.annotation_items_add_spans(queue=queue, refs=payload.refs(), user=request.user)}
+
+
+@router.post("/queues/{queue_id}/traces", response=AddedOut)
+def evaluation_queues_add_traces(request: HttpRequest, queue_id: UUID, payload: TracesIn) -> dict[str, int]:
+    queue = selectors.get_queue_for_curator(request.user, queue_id)
+    return {"added": services.annotation_items_add_traces(queue=queue, trace_ids=payload.ids(), user=request.user)}
 
 
 @router.post("/queues/{queue_id}/next", response={200: ItemOut, 204: None})

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from aios_core.access import ANNOTATOR, VIEWER, has_role
+from aios_core.access import ANNOTATOR, OPERATOR, VIEWER, has_role
 from evaluation.models import (
     Annotation,
     AnnotationItem,
@@ -66,6 +67,17 @@ def get_queue_for_user(user: Any, queue_id: UUID) -> AnnotationQueue:
 
 def get_queue_for_annotator(user: Any, queue_id: UUID) -> AnnotationQueue:
     _require(user, ANNOTATOR)
+    return AnnotationQueue.objects.filter(uuid=queue_id).first() or _missing()
+
+
+def can_curate_queues(user: Any) -> bool:
+    """Who may put items into annotation queues: annotators, and operators who spot bad answers in traces."""
+    return has_role(user, ANNOTATOR) or has_role(user, OPERATOR)
+
+
+def get_queue_for_curator(user: Any, queue_id: UUID) -> AnnotationQueue:
+    if not can_curate_queues(user):
+        raise PermissionDenied("Adding to annotation queues needs the annotator or operator role.")
     return AnnotationQueue.objects.filter(uuid=queue_id).first() or _missing()
 
 
@@ -157,6 +169,43 @@ def span_content(span: Any) -> dict[str, Any]:
             "name": span.name, "kind": span.kind, "agent": span.agent, "model": span.model, "status": span.status,
             "latency_ms": span.latency_ms, "cost_usd": str(span.cost_usd) if span.cost_usd is not None else None,
             "started_at": span.started_at.isoformat(), "error": span.error_message,
+        },
+    }  # fmt: skip
+
+
+TRACE_SPANS_KEPT = 200  # spans listed in a trace item's copy: enough to judge, bounded in size
+
+
+def traces_content(trace_ids: list[Any]) -> dict[Any, dict[str, Any]]:
+    """What an annotator or a dataset keeps of whole traces, by trace id (unknown traces are left out): the root's
+    input and output (for traces whose root holds no messages, the first LLM call's input and the last one's
+    output) and a summary of every span."""
+    from observability.models import Span, Trace
+
+    traces = {t.trace_id: t for t in Trace.objects.filter(trace_id__in=trace_ids)}
+    spans: dict[Any, list[Any]] = {t: [] for t in traces}
+    for span in Span.objects.filter(trace_id__in=list(traces)).order_by("started_at", "id"):
+        spans[span.trace_id].append(span)
+    return {trace_id: _trace_content(trace, spans[trace_id]) for trace_id, trace in traces.items()}
+
+
+def _trace_content(trace: Any, spans: list[Any]) -> dict[str, Any]:
+    root = next((s for s in spans if s.parent_span_id is None), None)
+    llm = [s for s in spans if s.kind == "llm" and (s.attributes or {}).get("gen_ai.input.messages") is not None]
+    root_attributes = (root.attributes or {}) if root else {}
+    first = (llm[0].attributes or {}) if llm else {}
+    last = (llm[-1].attributes or {}) if llm else {}
+    return {
+        "input": root_attributes.get("gen_ai.input.messages") or first.get("gen_ai.input.messages", ""),
+        "output": root_attributes.get("gen_ai.output.messages") or last.get("gen_ai.output.messages", ""),
+        "context": {
+            "trace": trace.name, "kind": trace.kind, "agent": trace.agent, "username": trace.username,
+            "status": trace.status, "started_at": trace.started_at.isoformat(),
+            "duration_ms": round(trace.duration_ms, 3), "cost_usd": str(trace.cost_usd),
+            "span_count": trace.span_count, "error_count": trace.error_count,
+            "spans": [{"name": s.name, "kind": s.kind, "model": s.model, "status": s.status,
+                       "latency_ms": s.latency_ms, "error": s.error_message[:300]}
+                      for s in spans[:TRACE_SPANS_KEPT]],
         },
     }  # fmt: skip
 

@@ -537,6 +537,43 @@ def annotation_items_add_spans(*, queue: AnnotationQueue, refs: Sequence[tuple[u
     return added
 
 
+def _existing_traces(trace_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """Content copies of the traces, each once, in the order given. Raises when any of them is gone."""
+    from evaluation.selectors import traces_content
+
+    unique = list(dict.fromkeys(trace_ids))
+    found = traces_content(unique)
+    if len(found) != len(unique):
+        raise ValidationError({"traces": f"{len(unique) - len(found)} of the traces no longer exist."})
+    return {t: found[t] for t in unique}
+
+
+def annotation_items_add_traces(*, queue: AnnotationQueue, trace_ids: Sequence[uuid.UUID], user: Any) -> int:
+    """Add whole traces, each with a copy of its root input / output and its span list. Traces already in the
+    queue are skipped."""
+    contents = _existing_traces(trace_ids)
+    items = [ItemToAdd(content=content, trace_id=trace_id) for trace_id, content in contents.items()]
+    with transaction.atomic():
+        added = annotation_items_add(queue=queue, items=items)
+        audit_append(action="evaluation.queue_add_traces", object_type="annotation_queue", object_id=queue.pk,
+                     data={"added": added, "requested": len(items)}, actor=user)  # fmt: skip
+    return added
+
+
+def dataset_items_add_traces(*, dataset: Dataset, trace_ids: Sequence[uuid.UUID], user: Any) -> int:
+    """Add traces as dataset items: the trace's input becomes the item's input, its answer the expected output."""
+    contents = _existing_traces(trace_ids)
+    rows = []
+    for trace_id, c in contents.items():
+        metadata = {k: v for k, v in c["context"].items() if k != "spans"} | {"trace_id": trace_id.hex}
+        rows.append(DatasetItem(dataset=dataset, input=c["input"], expected=c["output"] or None, metadata=metadata))
+    with transaction.atomic():
+        DatasetItem.objects.bulk_create(rows)
+        audit_append(action="evaluation.dataset_add_traces", object_type="dataset", object_id=dataset.pk,
+                     data={"added": len(rows)}, actor=user)  # fmt: skip
+    return len(rows)
+
+
 def dataset_items_add_spans(*, dataset: Dataset, refs: Sequence[tuple[uuid.UUID, int]], user: Any) -> int:
     """Add spans as dataset items: the prompt becomes the input, the answer the expected output."""
     from evaluation.selectors import span_content

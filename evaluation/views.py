@@ -363,7 +363,10 @@ def item_review(request: HttpRequest, item_id: UUID) -> HttpResponse:
             return redirect("evaluation-queue-detail", queue_id=item.queue.uuid)
         else:
             return queue_next(request, item.queue.uuid)
-    shown = {part: _pretty(item.content.get(part)) for part in ("input", "output", "context")}
+    context_copy = dict(item.content.get("context") or {})
+    spans = context_copy.pop("spans", [])  # a whole trace's span list: shown as a table
+    shown = {"input": _pretty(item.content.get("input")), "output": _pretty(item.content.get("output")),
+             "context": _pretty(context_copy), "spans": spans}  # fmt: skip
     context = {"item": item, "shown": shown, "configs": configs, "errors": errors,
                "progress": selectors.queue_progress(item.queue)}  # fmt: skip
     return render(request, "evaluation/review.html", context, status=422 if errors else 200)
