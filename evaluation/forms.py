@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import pydantic
 from django import forms
@@ -11,6 +13,7 @@ from django import forms
 from evaluation.configs import CONFIG_BY_KIND, CategoricalScore, NumericScore, ScoreConfig
 from evaluation.models import AnnotationQueue, Dataset, EvalRun, Evaluator
 from observability.models import SpanKind
+from observability.tracing import span_id_from_hex
 
 
 class DatasetUploadForm(forms.Form):
@@ -227,6 +230,59 @@ class ContinuousEvaluationForm(forms.Form):
         initial = {name: getattr(config, name) for name in cls.base_fields if name != "evaluators"}
         initial["evaluators"] = list(config.evaluators.all())
         return cls(data, initial=initial)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Spans ("<trace hex>:<span hex>") and traces (hex) posted by the traces explorer or a trace page."""
+
+    span_values: list[str]
+    trace_values: list[str]
+    span_refs: list[tuple[UUID, int]]
+    trace_ids: list[UUID]
+    errors: list[str]
+
+    @classmethod
+    def from_post(cls, data: Any) -> Selection:
+        spans, traces = data.getlist("span"), data.getlist("trace")
+        refs, ids, errors = [], [], []
+        for value in spans:
+            trace_hex, _, span_hex = value.partition(":")
+            try:
+                refs.append((UUID(hex=trace_hex), span_id_from_hex(span_hex)))
+                if len(trace_hex) != 32 or len(span_hex) != 16:
+                    raise ValueError
+            except ValueError:
+                errors.append(f"Not a span: {value[:80]!r}.")
+        for value in traces:
+            try:
+                ids.append(UUID(hex=value))
+            except ValueError:
+                errors.append(f"Not a trace: {value[:80]!r}.")
+        if not spans and not traces:
+            errors.append("Select spans or traces first.")
+        return cls(spans, traces, refs, ids, errors)
+
+    @property
+    def count(self) -> int:
+        return len(set(self.span_values)) + len(set(self.trace_values))
+
+
+class DatasetChoiceForm(forms.Form):
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all(), to_field_name="uuid", required=False,
+                                     empty_label="Choose a dataset…")  # fmt: skip
+    new_name = forms.CharField(required=False, max_length=200, label="Or a new dataset named")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not data.get("dataset") and not (data.get("new_name") or "").strip():
+            raise forms.ValidationError("Choose a dataset or name a new one.")
+        return data
+
+
+class QueueChoiceForm(forms.Form):
+    queue = forms.ModelChoiceField(queryset=AnnotationQueue.objects.all(), to_field_name="uuid",
+                                   empty_label="Choose a queue…")  # fmt: skip
 
 
 def scores_from_post(configs: list[ScoreConfig], data: Any) -> dict[str, Any]:

@@ -589,6 +589,25 @@ def dataset_items_add_spans(*, dataset: Dataset, refs: Sequence[tuple[uuid.UUID,
     return len(contents)
 
 
+def dataset_items_add_selection(
+    *, dataset: Dataset, span_refs: Sequence[tuple[uuid.UUID, int]], trace_ids: Sequence[uuid.UUID], user: Any
+) -> int:
+    """What someone selected in the traces explorer or on a trace page: all of it, or nothing when any is gone."""
+    with transaction.atomic():
+        added = dataset_items_add_spans(dataset=dataset, refs=span_refs, user=user) if span_refs else 0
+        return added + (dataset_items_add_traces(dataset=dataset, trace_ids=trace_ids, user=user) if trace_ids else 0)
+
+
+def annotation_items_add_selection(
+    *, queue: AnnotationQueue, span_refs: Sequence[tuple[uuid.UUID, int]], trace_ids: Sequence[uuid.UUID], user: Any
+) -> int:
+    with transaction.atomic():
+        added = annotation_items_add_spans(queue=queue, refs=span_refs, user=user) if span_refs else 0
+        if trace_ids:
+            added += annotation_items_add_traces(queue=queue, trace_ids=trace_ids, user=user)
+        return added
+
+
 def annotation_next(*, queue: AnnotationQueue, user: Any) -> AnnotationItem | None:
     """Claim the next item for `user`: their own unexpired claim first, else the oldest pending item that is
     unlocked (or whose lock expired) and that they have not reviewed or skipped.

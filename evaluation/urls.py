@@ -21,6 +21,9 @@ pages = [
     path("runs/<uuid:run_id>/", views.run_detail, name="evaluation-run-detail"),
     path("runs/<uuid:run_id>/progress/", views.run_progress, name="evaluation-run-progress"),
     path("runs/<uuid:run_id>/cancel/", views.run_cancel, name="evaluation-run-cancel"),
+    # what the traces explorer and trace pages post their selections to
+    path("selection/dataset/", views.selection_to_dataset, name="evaluation-selection-dataset"),
+    path("selection/queue/", views.selection_to_queue, name="evaluation-selection-queue"),
     # continuous evaluation
     path("continuous/new/", views.continuous_create, name="evaluation-continuous-create"),
     path("continuous/<uuid:config_id>/edit/", views.continuous_edit, name="evaluation-continuous-edit"),

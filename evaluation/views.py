@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+from functools import wraps
 from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -19,12 +21,15 @@ from evaluation import continuous, selectors, services
 from evaluation.forms import (
     AnnotationQueueForm,
     ContinuousEvaluationForm,
+    DatasetChoiceForm,
     DatasetCreateForm,
     DatasetItemForm,
     DatasetUploadForm,
     EvalRunForm,
     EvaluatorForm,
+    QueueChoiceForm,
     ScoreConfigFormSet,
+    Selection,
     score_rows_initial,
     scores_from_post,
 )
@@ -322,6 +327,71 @@ def continuous_edit(request: HttpRequest, config_id: UUID) -> HttpResponse:
         return redirect("evaluation-home")
     status = 422 if form.errors else 200
     return render(request, "evaluation/continuous_form.html", {"form": form, "config": config}, status=status)
+
+
+def _curator_required(view: Any) -> Any:
+    """Annotators, and operators who spot bad answers in traces, put items into queues."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        if not selectors.can_curate_queues(request.user):
+            raise PermissionDenied("Adding to annotation queues needs the annotator or operator role.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _selection_page(request: HttpRequest, selection: Selection, form: Any, what: str, status: int) -> HttpResponse:
+    context = {"selection": selection, "form": form, "what": what}
+    return render(request, "evaluation/selection.html", context, status=status)
+
+
+@require_POST
+@role_required(OPERATOR)
+def selection_to_dataset(request: HttpRequest) -> HttpResponse:
+    """Step 1 (from the traces explorer): choose the dataset; step 2 (`confirm`): add the selection to it."""
+    selection, confirmed = Selection.from_post(request.POST), "confirm" in request.POST
+    form = DatasetChoiceForm(request.POST if confirmed else None)
+    if selection.errors:
+        return _selection_page(request, selection, form, "dataset", 422)
+    if confirmed and form.is_valid():
+        try:
+            with transaction.atomic():  # a new dataset exists only if its items were added
+                dataset = form.cleaned_data["dataset"] or services.dataset_create(
+                    name=form.cleaned_data["new_name"], user=request.user
+                )
+                added = services.dataset_items_add_selection(
+                    dataset=dataset, span_refs=selection.span_refs, trace_ids=selection.trace_ids, user=request.user
+                )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, f"Added {added} item{'s' if added != 1 else ''} to {dataset.name}.")
+            return redirect("evaluation-dataset-detail", dataset_id=dataset.uuid)
+    return _selection_page(request, selection, form, "dataset", 422 if confirmed else 200)
+
+
+@require_POST
+@_curator_required
+def selection_to_queue(request: HttpRequest) -> HttpResponse:
+    selection, confirmed = Selection.from_post(request.POST), "confirm" in request.POST
+    form = QueueChoiceForm(request.POST if confirmed else None)
+    if selection.errors:
+        return _selection_page(request, selection, form, "queue", 422)
+    if confirmed and form.is_valid():
+        queue = form.cleaned_data["queue"]
+        try:
+            added = services.annotation_items_add_selection(
+                queue=queue, span_refs=selection.span_refs, trace_ids=selection.trace_ids, user=request.user
+            )
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            skipped = selection.count - added
+            note = f" ({skipped} already there)" if skipped > 0 else ""
+            messages.success(request, f"Added {added} item{'s' if added != 1 else ''} to {queue.name}{note}.")
+            return redirect("evaluation-queue-detail", queue_id=queue.uuid)
+    return _selection_page(request, selection, form, "queue", 422 if confirmed else 200)
 
 
 @role_required(VIEWER)
