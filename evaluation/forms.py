@@ -79,8 +79,12 @@ class DatasetItemForm(forms.Form):
 
 class EvalRunForm(forms.Form):
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.all(), to_field_name="uuid")
-    target = forms.CharField(max_length=200, initial=EvalRun.ECHO_TARGET,
-                             help_text="'echo' (output = input), 'auto' (the router) or a model id.")  # fmt: skip
+    target = forms.CharField(
+        max_length=200,
+        initial=EvalRun.ECHO_TARGET,
+        help_text="'echo' (output = input), 'auto' (the router), a model id, or agent:<agent>.<action> "
+        "(run in forensic mode; each item's input is the action's payload).",
+    )
     evaluators = forms.ModelMultipleChoiceField(queryset=Evaluator.objects.all(), to_field_name="uuid")
 
 

@@ -113,10 +113,10 @@ class EvalRun(PublicIdModel):
         FAILED = "failed"
         CANCELLED = "cancelled"
 
-    ECHO_TARGET = "echo"  # the output is the input: for runs that only apply code evaluators
+    ECHO_TARGET = "echo"  # the output is the input: for runs that only apply code evaluators (see targets.py)
 
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="runs")
-    target = models.CharField(max_length=200)  # "echo", "auto" (the router) or a model id
+    target = models.CharField(max_length=200)  # "echo", "auto" (the router), a model id or "agent:<a>.<b>"
     evaluators = models.ManyToManyField(Evaluator, related_name="runs")
     # [{"name", "kind", "config"}] as they were when the run started: the run executes and shows these, so
     # editing an evaluator later never changes what a past run appears to have used.
@@ -174,6 +174,7 @@ class EvalResult(models.Model):
     run = models.ForeignKey(EvalRun, on_delete=models.CASCADE, related_name="results")
     item = models.ForeignKey(DatasetItem, on_delete=models.CASCADE, related_name="results")
     output = models.JSONField(null=True, blank=True)
+    model = models.CharField(max_length=150, blank=True)  # the model that answered (model and router targets)
     # {evaluator name: {"value": 0..1 | null, "label": str, "reasoning": str, "error": str}}
     scores = models.JSONField(default=dict, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)

@@ -25,6 +25,7 @@ from django.utils import timezone
 from aios_core.errors import ConflictError
 from aios_core.live import send_on_commit
 from evaluation import evaluators as ev
+from evaluation import targets
 from evaluation.configs import LlmJudgeConfig, parse_evaluator_config
 from evaluation.models import (
     Annotation,
@@ -264,14 +265,7 @@ def _enqueue_batch(run_id: int) -> None:
 
 
 def evalrun_create(*, dataset: Dataset, target: str, evaluators: Sequence[Evaluator], user: Any) -> EvalRun:
-    target = target.strip()
-    if not target:
-        raise ValidationError({"target": "Choose a target: a model, 'auto' (the router) or 'echo'."})
-    if target != EvalRun.ECHO_TARGET:
-        from routing import catalog
-
-        if target != "auto" and catalog.find(target) is None:
-            raise ValidationError({"target": f"Unknown model {target!r}."})
+    target = targets.target_validate(target, user)
     if not evaluators:
         raise ValidationError({"evaluators": "Choose at least one evaluator."})
     with transaction.atomic():
@@ -383,31 +377,29 @@ async def _evaluate_batch(
 ) -> list[EvalResult]:
     # Bounded concurrency: model targets and judges wait on the network; code evaluators are microseconds.
     gate = asyncio.Semaphore(settings.AIOS_EVAL_CONCURRENCY)
-    username = getattr(user, "username", "") or ""
 
     async def one(item: ItemSpec) -> EvalResult:
         async with gate:
-            return await _evaluate_item(run_id, target, username, item, specs)
+            return await _evaluate_item(run_id, target, user, item, specs)
 
     return list(await asyncio.gather(*(one(i) for i in items)))
 
 
-async def _evaluate_item(
-    run_id: int, target: str, username: str, item: ItemSpec, specs: list[EvaluatorSpec]
-) -> EvalResult:
+async def _evaluate_item(run_id: int, target: str, user: Any, item: ItemSpec, specs: list[EvaluatorSpec]) -> EvalResult:
     async with get_observability().trace_span("eval.item", kind="eval") as span:
         span.set_attributes({"aios.eval.run_id": run_id, "aios.eval.item_id": item.pk, "aios.eval.target": target})
         result = EvalResult(run_id=run_id, item_id=item.pk, trace_id=span.trace_id)
         started = time.perf_counter()
         try:
-            result.output, target_cost = await _call_target(target, item.input, username)
+            answer = await targets.target_call(target, item.input, user)
         except Exception as exc:  # noqa: BLE001 - the target's failure is this item's result
             result.error = f"{type(exc).__name__}: {exc}"
             span.record_error(exc)
             return result
+        result.output, result.model = answer.output, answer.model
         result.latency_ms = (time.perf_counter() - started) * 1000
-        meta = ev.ResultMeta(latency_ms=result.latency_ms, cost_usd=target_cost)
-        cost = target_cost
+        meta = ev.ResultMeta(latency_ms=result.latency_ms, cost_usd=answer.cost_usd)
+        cost = answer.cost_usd
         for spec in specs:
             score = await score_item(spec, item, result.output, meta)
             result.scores[spec.name] = score.as_json()
@@ -415,19 +407,6 @@ async def _evaluate_item(
                 cost = (cost or Decimal(0)) + score.cost_usd
         result.cost_usd = cost
         return result
-
-
-async def _call_target(target: str, input: Any, username: str) -> tuple[Any, Decimal | None]:
-    if target == EvalRun.ECHO_TARGET:
-        return input, Decimal(0)
-    from routing.completion import Caller, CompletionRequest, complete
-
-    if isinstance(input, dict) and isinstance(input.get("messages"), list):
-        messages = input["messages"]
-    else:
-        messages = [{"role": "user", "content": ev.as_text(input)}]
-    result = await complete(CompletionRequest(messages=messages, model=target), Caller(username=username))
-    return result.response.content, result.cost_usd
 
 
 async def score_item(spec: EvaluatorSpec, item: ItemSpec, output: Any, meta: ev.ResultMeta) -> ev.Score:
