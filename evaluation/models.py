@@ -158,15 +158,17 @@ class EvalRun(PublicIdModel):
     def progress_percent(self) -> int:
         return int(100 * self.items_done / self.items_total) if self.items_total else 100
 
-    def progress_payload(self) -> dict[str, Any]:
+    def progress_payload(self, *, done: int = 0, failed: int = 0, cost: Decimal = Decimal(0)) -> dict[str, Any]:
+        """The live-progress event; `done`, `failed` and `cost` add what a running batch has not stored yet."""
+        items_done = self.items_done + done
         return {
             "run": str(self.uuid),
             "status": self.status,
             "items_total": self.items_total,
-            "items_done": self.items_done,
-            "items_failed": self.items_failed,
-            "cost_usd": f"{self.cost_usd:f}",
-            "percent": self.progress_percent,
+            "items_done": items_done,
+            "items_failed": self.items_failed + failed,
+            "cost_usd": f"{self.cost_usd + cost:f}",
+            "percent": int(100 * items_done / self.items_total) if self.items_total else 100,
         }
 
 

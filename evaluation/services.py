@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from typing import Any
 
 import pydantic
 from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -39,6 +41,8 @@ from evaluation.models import (
 )
 from observability import get_observability
 from observability.audit import audit_append
+
+log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------------------
 # Datasets
@@ -335,7 +339,8 @@ def evalrun_execute_batch(*, run_id: int) -> str:
         for i in run.dataset.items.active().exclude(results__run=run).order_by("id")[: settings.AIOS_EVAL_BATCH_SIZE]
     ]
     try:
-        results = async_to_sync(_evaluate_batch)(run.pk, run.target, run.created_by, items, specs)
+        progress = _BatchProgress(run)
+        results = async_to_sync(_evaluate_batch)(run.pk, run.target, run.created_by, items, specs, progress)
     except Exception as exc:  # noqa: BLE001 - per-item errors are caught below; this is a bug or an outage
         with transaction.atomic():
             run = EvalRun.objects.select_for_update().get(pk=run_id)
@@ -372,15 +377,47 @@ def _evalrun_finish(run: EvalRun, status: str) -> str:
     return status
 
 
+class _BatchProgress:
+    """Live progress within a batch: one event at most every AIOS_EVAL_PROGRESS_INTERVAL_S (coalesced, so a fast
+    batch of code evaluators does not flood the socket), counting the items this batch finished so far on top of
+    what the run had stored. Sends are serialized and read the counters when they go out, so events never go
+    backwards. Best-effort (the channel layer is at-most-once); the page also polls."""
+
+    def __init__(self, run: EvalRun) -> None:
+        self.run, self.interval = run, settings.AIOS_EVAL_PROGRESS_INTERVAL_S
+        self.done, self.failed, self.cost = 0, 0, Decimal(0)
+        self.last_sent, self.sent_done = time.monotonic(), 0
+        self.sending = asyncio.Lock()
+
+    async def item_done(self, result: EvalResult) -> None:
+        self.done += 1
+        self.failed += bool(result.error)
+        self.cost += result.cost_usd or 0
+        if time.monotonic() - self.last_sent < self.interval:
+            return
+        async with self.sending:
+            if time.monotonic() - self.last_sent < self.interval or self.done == self.sent_done:
+                return  # another item's event went out meanwhile and already counted this one
+            self.last_sent, self.sent_done = time.monotonic(), self.done
+            payload = self.run.progress_payload(done=self.done, failed=self.failed, cost=self.cost)
+            try:
+                event = {"type": "eval.progress", "payload": payload}
+                await get_channel_layer().group_send(_progress_group(self.run), event)
+            except Exception:
+                log.warning("eval progress event not sent", exc_info=True)  # an outage must not fail the batch
+
+
 async def _evaluate_batch(
-    run_id: int, target: str, user: Any, items: list[ItemSpec], specs: list[EvaluatorSpec]
+    run_id: int, target: str, user: Any, items: list[ItemSpec], specs: list[EvaluatorSpec], progress: _BatchProgress
 ) -> list[EvalResult]:
     # Bounded concurrency: model targets and judges wait on the network; code evaluators are microseconds.
     gate = asyncio.Semaphore(settings.AIOS_EVAL_CONCURRENCY)
 
     async def one(item: ItemSpec) -> EvalResult:
         async with gate:
-            return await _evaluate_item(run_id, target, user, item, specs)
+            result = await _evaluate_item(run_id, target, user, item, specs)
+        await progress.item_done(result)
+        return result
 
     return list(await asyncio.gather(*(one(i) for i in items)))
 

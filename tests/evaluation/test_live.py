@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -52,3 +53,51 @@ def test_an_anonymous_socket_is_refused() -> None:
         return connected, code
 
     assert async_to_sync(run)() == (False, 4401)
+
+
+def _progress_heard(items: int, target: str = "echo", item_input: str = "q") -> list[dict[str, Any]]:
+    from asgiref.sync import sync_to_async
+
+    from evaluation.services import evalrun_create, evalrun_execute_batch
+    from tests.evaluation.factories import make_dataset, make_evaluator
+
+    dataset = make_dataset([(item_input, None) for _ in range(items)], name=f"d{items}{target}")
+    run = evalrun_create(dataset=dataset, target=target, evaluators=[make_evaluator(name=f"e{items}{target}")],
+                         user=make_user("admin"))  # fmt: skip
+    layer = get_channel_layer()
+
+    async def listen() -> list[dict[str, Any]]:
+        channel = await layer.new_channel()
+        await layer.group_add(run_group(run.uuid), channel)
+        await sync_to_async(evalrun_execute_batch, thread_sensitive=False)(run_id=run.pk)
+        heard = []
+        while True:
+            try:
+                heard.append((await asyncio.wait_for(layer.receive(channel), timeout=1))["payload"])
+            except TimeoutError:
+                return heard
+
+    heard = async_to_sync(listen)()
+    assert all(p["run"] == str(run.uuid) and p["items_total"] == items for p in heard)
+    assert heard[-1]["status"] == "succeeded" and heard[-1]["items_done"] == items
+    return heard[:-1]
+
+
+# An action that takes 30 ms an item (in forensic mode), so a batch lasts long enough to report progress.
+SLOW_TARGET, SLOW_INPUT = "agent:chaos.flaky", '{"p_fail": 0, "sleep_ms": 30}'
+
+
+def test_a_batch_reports_progress_while_it_runs_not_only_when_it_ends(settings: Any) -> None:
+    settings.AIOS_EVAL_PROGRESS_INTERVAL_S = 0.0  # report as often as items finish
+    during = _progress_heard(15, SLOW_TARGET, SLOW_INPUT)
+    done = [p["items_done"] for p in during]
+    assert len(set(done)) >= 5 and done == sorted(done), done
+    assert all(p["status"] == "running" for p in during)
+
+
+def test_progress_events_are_coalesced_to_one_per_interval(settings: Any) -> None:
+    settings.AIOS_EVAL_PROGRESS_INTERVAL_S = 0.2
+    during = _progress_heard(15, SLOW_TARGET, SLOW_INPUT)  # about 0.45 s of work
+    assert 1 <= len(during) <= 3, during
+    settings.AIOS_EVAL_PROGRESS_INTERVAL_S = 60.0
+    assert _progress_heard(120) == []  # the batch ended well within the interval: only the final event
