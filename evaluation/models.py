@@ -306,6 +306,9 @@ class ContinuousEvaluation(PublicIdModel):
     threshold = models.FloatField(default=0.5, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     queue = models.ForeignKey(AnnotationQueue, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     last_span_pk = models.BigIntegerField(default=0)  # watermark: spans with a larger primary key are new
+    # Sampled spans whose trace root was not written yet (a root ends after its children), so whether they are
+    # production or an eval run's was unknown: looked at again each tick (continuous.py).
+    deferred_span_pks = models.JSONField(default=list, blank=True)
     max_spans_per_tick = models.PositiveIntegerField(
         default=500, validators=[MinValueValidator(1), MaxValueValidator(10_000)]
     )
@@ -330,6 +333,7 @@ class SpanScore(models.Model):
     continuous = models.ForeignKey(ContinuousEvaluation, on_delete=models.CASCADE, related_name="scores")
     trace_id = models.UUIDField()
     span_id = models.BigIntegerField()
+    model = models.CharField(max_length=150, blank=True)  # the span's model, for scores per model
     evaluator = models.CharField(max_length=200)
     value = models.FloatField(null=True, blank=True)
     label = models.CharField(max_length=100, blank=True)

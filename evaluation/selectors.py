@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Avg, Count, Q, QuerySet
+from django.db.models.functions import TruncHour, TruncMinute
 from django.http import Http404
 from django.utils import timezone
 
@@ -20,6 +22,7 @@ from evaluation.models import (
     DatasetItem,
     EvalRun,
     Evaluator,
+    SpanScore,
 )
 
 
@@ -105,12 +108,6 @@ def home_lists() -> dict[str, Any]:
 
 def continuous_summary(hours: int = 24) -> list[dict[str, Any]]:
     """Per continuous evaluation and evaluator: spans scored and mean score over the last `hours`."""
-    from datetime import timedelta
-
-    from django.db.models import Avg
-
-    from evaluation.models import SpanScore
-
     since = timezone.now() - timedelta(hours=hours)
     rows = (
         SpanScore.objects.filter(created_at__gte=since)
@@ -119,6 +116,24 @@ def continuous_summary(hours: int = 24) -> list[dict[str, Any]]:
         .order_by("continuous__name", "evaluator")
     )
     return list(rows)
+
+
+def score_aggregates(*, hours: float = 24, now: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Continuous-evaluation scores of the last `hours`, for dashboards: per evaluator, per model and evaluator,
+    and over time (per minute up to 6 h, else per hour) per evaluator. Means are over the spans an evaluator could
+    score; `errors` counts those it could not. Reads SpanScore (indexed by created_at), never the spans."""
+    end = now or timezone.now()
+    recent = SpanScore.objects.filter(created_at__gte=end - timedelta(hours=hours), created_at__lte=end)
+    stats = {"spans": Count("id"), "mean": Avg("value"), "errors": Count("id", filter=Q(value__isnull=True))}
+    trunc = TruncMinute if hours <= 6 else TruncHour
+    series = (
+        recent.annotate(t=trunc("created_at")).values("t", "evaluator").annotate(**stats).order_by("t", "evaluator")
+    )
+    return {
+        "by_evaluator": list(recent.values("evaluator").annotate(**stats).order_by("evaluator")),
+        "by_model": list(recent.values("model", "evaluator").annotate(**stats).order_by("model", "evaluator")),
+        "series": [{**row, "t": row["t"].isoformat()} for row in series],
+    }
 
 
 def queues_with_progress() -> QuerySet[AnnotationQueue]:

@@ -10,6 +10,7 @@ import hmac
 import json
 import zlib
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -84,8 +85,19 @@ def trace_detail(request: HttpRequest, trace_id: UUID) -> HttpResponse:
     rows = waterfall(trace)
     for row in rows:
         row["attributes"] = json.dumps(span_attributes(row["span"]), indent=2, default=str)
+        row["scores"] = _eval_scores(row["span"])
     context = {"trace": trace, "rows": rows, "selection_actions": _selection_actions(request.user)}
     return render(request, "observability/trace_detail.html", context)
+
+
+def _eval_scores(span: Any) -> dict[str, Any]:
+    """Scores other apps wrote onto a span as `aios.eval.<name>` attributes (eval spans' own `aios.eval.*`
+    bookkeeping is not a score)."""
+    if span.kind == "eval":
+        return {}
+    prefix = "aios.eval."
+    return {k.removeprefix(prefix): v for k, v in (span.attributes or {}).items()
+            if k.startswith(prefix) and not k.endswith(".error")}  # fmt: skip
 
 
 @role_required(VIEWER)
