@@ -26,6 +26,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from evaluation import evaluators as ev
+from evaluation import training
 from evaluation.models import ContinuousEvaluation, Evaluator, SpanScore
 from evaluation.selectors import span_content
 from evaluation.services import EvaluatorSpec, ItemSpec, ItemToAdd, annotation_items_add, score_item
@@ -189,16 +190,20 @@ def continuous_evaluate(*, config_id: int) -> dict[str, int]:
     with _tick_lock(config_id) as held:
         config = ContinuousEvaluation.objects.filter(pk=config_id, enabled=True).first()
         if not held or config is None:
-            return {"scored": 0, "queued": 0}
+            return {"scored": 0, "queued": 0, "trained": 0}
         plan = _plan(config, timezone.now())
         specs = [EvaluatorSpec(e.name, e.kind, e.parsed_config) for e in config.evaluators.all()]
         scored = async_to_sync(_score_spans)(plan.todo, specs) if plan.todo and specs else []
-        return _store(config, plan, scored)
+        judges = {spec.name for spec in specs if spec.kind == Evaluator.Kind.LLM_JUDGE}
+        return _store(config, plan, scored, judges)
 
 
-def _store(config: ContinuousEvaluation, plan: _Plan, scored: list[tuple[Span, dict[str, ev.Score]]]) -> dict[str, int]:
-    rows, low, on_spans = [], [], []
+def _store(
+    config: ContinuousEvaluation, plan: _Plan, scored: list[tuple[Span, dict[str, ev.Score]]], judges: set[str]
+) -> dict[str, int]:
+    rows, low, on_spans, answers = [], [], [], []
     for span, scores in scored:
+        answers += _judged_answers(config, span, {n: s for n, s in scores.items() if n in judges})
         rows += [SpanScore(continuous=config, trace_id=span.trace_id, span_id=span.span_id, model=span.model,
                            evaluator=name, value=s.value, label=s.label[:100], reasoning=s.reasoning, error=s.error)
                  for name, s in scores.items()]  # fmt: skip
@@ -209,11 +214,24 @@ def _store(config: ContinuousEvaluation, plan: _Plan, scored: list[tuple[Span, d
         SpanScore.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
         span_attributes_merge(updates=on_spans)  # the trace page shows them; SpanScore is for queries
         queued = annotation_items_add(queue=config.queue, items=low) if config.queue and low else 0
+        trained = training.training_rows_add(answers)  # judge verdicts on routed requests teach the router
         fields: dict[str, Any] = {"deferred_span_pks": plan.deferred}
         if plan.watermark is not None:
             fields["last_span_pk"] = Greatest(F("last_span_pk"), plan.watermark)
         ContinuousEvaluation.objects.filter(pk=config.pk).update(**fields)
-    return {"scored": len(scored), "queued": queued}
+    return {"scored": len(scored), "queued": queued, "trained": trained}
+
+
+def _judged_answers(config: ContinuousEvaluation, span: Span, scores: dict[str, ev.Score]) -> list[Any]:
+    attributes = span.attributes or {}
+    return [
+        training.ScoredAnswer(prompt=attributes.get("gen_ai.input.messages"), trace_id=span.trace_id,
+                              model=span.model, at=span.started_at, score=score.value, threshold=config.threshold,
+                              source="judge", provenance={"continuous": config.name, "evaluator": name,
+                                                          "span": span.span_id_hex})
+        for name, score in scores.items()
+        if score.value is not None
+    ]  # fmt: skip
 
 
 def span_score_attributes(scores: dict[str, ev.Score]) -> dict[str, Any]:
@@ -248,7 +266,7 @@ def _answer_text(output: Any) -> Any:
 
 
 def continuous_tick() -> dict[str, int]:
-    totals = {"scored": 0, "queued": 0}
+    totals = {"scored": 0, "queued": 0, "trained": 0}
     for config_id in ContinuousEvaluation.objects.filter(enabled=True).values_list("pk", flat=True):
         result = continuous_evaluate(config_id=config_id)
         totals = {k: totals[k] + result[k] for k in totals}

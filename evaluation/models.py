@@ -127,6 +127,8 @@ class EvalRun(PublicIdModel):
     items_failed = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal(0))
     cancel_requested = models.BooleanField(default=False)
+    # When the judge scores of a finished `auto` run were turned into router training rows (evaluation/training.py)
+    training_rows_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)

@@ -219,7 +219,8 @@ def _trace_content(trace: Any, spans: list[Any]) -> dict[str, Any]:
             "duration_ms": round(trace.duration_ms, 3), "cost_usd": str(trace.cost_usd),
             "span_count": trace.span_count, "error_count": trace.error_count,
             "spans": [{"name": s.name, "kind": s.kind, "model": s.model, "status": s.status,
-                       "latency_ms": s.latency_ms, "error": s.error_message[:300]}
+                       "started_at": s.started_at.isoformat(), "latency_ms": s.latency_ms,
+                       "error": s.error_message[:300]}
                       for s in spans[:TRACE_SPANS_KEPT]],
         },
     }  # fmt: skip

@@ -27,7 +27,7 @@ from django.utils import timezone
 from aios_core.errors import ConflictError
 from aios_core.live import send_on_commit
 from evaluation import evaluators as ev
-from evaluation import targets
+from evaluation import targets, training
 from evaluation.configs import LlmJudgeConfig, parse_evaluator_config
 from evaluation.models import (
     Annotation,
@@ -374,7 +374,46 @@ def _evalrun_finish(run: EvalRun, status: str) -> str:
     run.status, run.finished_at = status, timezone.now()
     run.save(update_fields=["status", "finished_at", "error"])
     send_on_commit(_progress_group(run), "eval.progress", run.progress_payload())
+    if status != EvalRun.Status.FAILED and _labels_routing(run):
+        from evaluation.tasks import write_training_rows
+
+        # Routing decisions are written in batches shortly after the calls: give them time to land.
+        transaction.on_commit(lambda: write_training_rows.apply_async((run.pk,), countdown=TRAINING_ROWS_DELAY_S))
     return status
+
+
+TRAINING_ROWS_DELAY_S = 5
+
+
+def _labels_routing(run: EvalRun) -> bool:
+    return run.target == targets.ROUTER and any(e["kind"] == Evaluator.Kind.LLM_JUDGE for e in run.used_evaluators)
+
+
+def evalrun_training_rows_write(*, run_id: int) -> int:
+    """Judge scores of a finished run whose target is the router become router training rows (evaluation/training.py).
+    Once per run: the run is claimed with a conditional UPDATE, in the transaction that writes the rows."""
+    with transaction.atomic():
+        claimed = EvalRun.objects.filter(pk=run_id, training_rows_at__isnull=True, finished_at__isnull=False).update(
+            training_rows_at=timezone.now()
+        )
+        run = EvalRun.objects.filter(pk=run_id).first()
+        if not claimed or run is None or not _labels_routing(run):
+            return 0
+        judges = [e["name"] for e in run.used_evaluators if e["kind"] == Evaluator.Kind.LLM_JUDGE]
+        answers = []
+        for result in run.results.filter(error="", trace_id__isnull=False).select_related("item").iterator(2000):
+            # The target's call started with the item; the judge's calls (which may be routed too) come after it.
+            at = result.created_at + timedelta(milliseconds=result.latency_ms or 0)
+            for name in judges:
+                value = (result.scores.get(name) or {}).get("value")
+                if value is None:
+                    continue
+                provenance = {"eval_run": str(run.uuid), "item": str(result.item.uuid), "evaluator": name}
+                answers.append(training.ScoredAnswer(prompt=result.item.input, trace_id=result.trace_id,
+                                                     model=result.model, at=at, score=value,
+                                                     threshold=training.LABEL_THRESHOLD, source="judge",
+                                                     provenance=provenance))  # fmt: skip
+        return training.training_rows_add(answers)
 
 
 class _BatchProgress:
@@ -682,6 +721,7 @@ def annotation_submit(*, item: AnnotationItem, user: Any, scores: dict[str, Any]
     with transaction.atomic():
         item = _locked_item(item.pk, user)
         annotation = Annotation.objects.create(item=item, annotator=user, scores=clean, comment=comment.strip())
+        _annotation_training_row(item, user, configs, clean)
         item.reviews_done += 1
         if item.reviews_done >= item.queue.reviewers_per_item:
             item.status = AnnotationItem.Status.DONE
@@ -690,6 +730,20 @@ def annotation_submit(*, item: AnnotationItem, user: Any, scores: dict[str, Any]
         audit_append(action="evaluation.annotate", object_type="annotation_item", object_id=item.pk,
                      data={"queue": item.queue_id, "scores": clean}, actor=user)  # fmt: skip
     return annotation
+
+
+def _annotation_training_row(item: AnnotationItem, user: Any, configs: list[Any], scores: dict[str, Any]) -> None:
+    """A human verdict on a routed request labels the tier that answered (evaluation/training.py)."""
+    label = training.annotation_label(configs, scores) if item.trace_id else None
+    if label is None:
+        return
+    model, at = training.answered_by(item.content)
+    provenance = {"queue": str(item.queue.uuid), "queue_name": item.queue.name, "item": str(item.uuid),
+                  "annotator": user.get_username(), "score_name": label[0]}  # fmt: skip
+    answer = training.ScoredAnswer(prompt=item.content.get("input"), trace_id=item.trace_id, model=model, at=at,
+                                   score=label[1], threshold=training.LABEL_THRESHOLD, source="human",
+                                   provenance=provenance)  # fmt: skip
+    training.training_rows_add([answer], user=user)
 
 
 def annotation_skip(*, item: AnnotationItem, user: Any) -> None:

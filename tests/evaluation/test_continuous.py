@@ -38,14 +38,14 @@ def test_low_scoring_production_spans_reach_the_queue_and_are_scored_once() -> N
     _config(queue=queue)
     good, bad = _span("Thank you, here it is.", 1), _span("Go away.", 2)
     _span("Go away.", 3, kind="route")  # not an LLM span: ignored
-    assert continuous_tick.apply().get() == {"scored": 2, "queued": 1}
+    assert continuous_tick.apply().get() == {"scored": 2, "queued": 1, "trained": 0}
     scores = dict(SpanScore.objects.values_list("span_id", "value"))
     assert scores == {good.span_id: 1.0, bad.span_id: 0.0}
     item = queue.items.get()
     assert item.span_id == bad.span_id and item.content["output"][0]["content"] == "Go away."
-    assert continuous_tick.apply().get() == {"scored": 0, "queued": 0}  # the rescan finds nothing new
+    assert continuous_tick.apply().get() == {"scored": 0, "queued": 0, "trained": 0}  # the rescan finds nothing new
     _span("No.", 4)
-    assert continuous_tick.apply().get() == {"scored": 1, "queued": 1}
+    assert continuous_tick.apply().get() == {"scored": 1, "queued": 1, "trained": 0}
     home = login(make_user("viewer")).get(reverse("evaluation-home"))
     assert b"polite-1.0" in home.content and b"0.333" in home.content  # mean score of the three spans
 
@@ -56,7 +56,7 @@ def test_sampling_is_deterministic_per_span_and_honours_the_rate() -> None:
     assert 0.18 < share < 0.22
     _config(rate=0.0)
     _span("Go away.", 5)
-    assert continuous_tick.apply().get() == {"scored": 0, "queued": 0}
+    assert continuous_tick.apply().get() == {"scored": 0, "queued": 0, "trained": 0}
 
 
 def _config_limit(limit: int) -> ContinuousEvaluation:
