@@ -253,9 +253,9 @@ class Selection:
         for value in spans:
             trace_hex, _, span_hex = value.partition(":")
             try:
-                refs.append((UUID(hex=trace_hex), span_id_from_hex(span_hex)))
                 if len(trace_hex) != 32 or len(span_hex) != 16:
                     raise ValueError
+                refs.append((UUID(hex=trace_hex), span_id_from_hex(span_hex)))
             except ValueError:
                 errors.append(f"Not a span: {value[:80]!r}.")
         for value in traces:

@@ -439,9 +439,11 @@ class _BatchProgress:
                 return  # another item's event went out meanwhile and already counted this one
             self.last_sent, self.sent_done = time.monotonic(), self.done
             payload = self.run.progress_payload(done=self.done, failed=self.failed, cost=self.cost)
+            layer = get_channel_layer()
+            if layer is None:
+                return
             try:
-                event = {"type": "eval.progress", "payload": payload}
-                await get_channel_layer().group_send(_progress_group(self.run), event)
+                await layer.group_send(_progress_group(self.run), {"type": "eval.progress", "payload": payload})
             except Exception:
                 log.warning("eval progress event not sent", exc_info=True)  # an outage must not fail the batch
 
