@@ -61,12 +61,16 @@ def _progress_heard(items: int, target: str = "echo", item_input: str = "q") -> 
 
     from asgiref.sync import sync_to_async
 
-    from evaluation.services import evalrun_create, evalrun_execute_batch
-    from tests.evaluation.factories import make_dataset, make_evaluator
+    from evaluation.models import EvalRun
+    from evaluation.services import evalrun_execute_batch
+    from tests.evaluation.factories import make_dataset
 
+    # Created directly, not through evalrun_create: no batch task is queued for a Celery worker that an earlier
+    # test may have left running, so this test's call is the only one that executes (and reports) the batch.
     dataset = make_dataset([(item_input, None) for _ in range(items)], name=f"d{items}{target}")
-    run = evalrun_create(dataset=dataset, target=target, evaluators=[make_evaluator(name=f"e{items}{target}")],
-                         user=make_user("admin"))  # fmt: skip
+    exact = [{"name": "exact", "kind": "exact_match", "config": {}}]
+    run = EvalRun.objects.create(dataset=dataset, target=target, items_total=items, created_by=make_user("admin"),
+                                 evaluator_configs=exact)  # fmt: skip
     layer = get_channel_layer()
 
     async def listen() -> tuple[list[dict[str, Any]], float]:
