@@ -320,6 +320,7 @@ CELERY_DB_REUSE_MAX = env.int("AIOS_CELERY_DB_REUSE_MAX", default=0) or None
 # --- Evaluation ---------------------------------------------------------------------------
 AIOS_EVAL_BATCH_SIZE = env.int("AIOS_EVAL_BATCH_SIZE", default=200)  # items per eval-run Celery task
 AIOS_EVAL_CONCURRENCY = env.int("AIOS_EVAL_CONCURRENCY", default=8)  # items in flight within a batch
+AIOS_EVAL_PROGRESS_INTERVAL_S = env.float("AIOS_EVAL_PROGRESS_INTERVAL_S", default=0.5)  # live progress, coalesced
 AIOS_EVAL_UPLOAD_MAX_ITEMS = env.int("AIOS_EVAL_UPLOAD_MAX_ITEMS", default=50_000)
 AIOS_EVAL_UPLOAD_MAX_ERRORS = env.int("AIOS_EVAL_UPLOAD_MAX_ERRORS", default=50)  # per-line errors shown
 AIOS_EVAL_CONTINUOUS_INTERVAL_S = env.float("AIOS_EVAL_CONTINUOUS_INTERVAL_S", default=60.0)  # sampling interval

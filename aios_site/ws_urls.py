@@ -11,5 +11,5 @@ websocket_urlpatterns = [
     path("ws/notifications/", NotificationConsumer.as_asgi()),
     path("ws/metrics/", MetricsConsumer.as_asgi()),
     path("ws/runs/", RunsConsumer.as_asgi()),
-    path("ws/evaluation/runs/<int:run_id>/", EvalRunConsumer.as_asgi()),
+    path("ws/evaluation/runs/<uuid:run_id>/", EvalRunConsumer.as_asgi()),
 ]

@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from ninja import Router, Schema, Status
 from pydantic import Field, field_validator
 
@@ -22,21 +22,41 @@ router = Router(tags=["evaluation"])
 
 
 class DatasetOut(Schema):
-    id: int
+    id: UUID = Field(alias="uuid")
     name: str
     description: str
     created_at: datetime
 
 
+class DatasetIn(Schema):
+    name: str = Field(max_length=200)
+    description: str = Field(default="", max_length=10_000)
+
+
+class DatasetItemIn(Schema):
+    input: Any = Field(description="text, or JSON (chat messages, an agent action's payload)")
+    expected: Any = None
+    metadata: Any = Field(default=None, description="a JSON object")
+
+
+class DatasetItemOut(Schema):
+    id: UUID = Field(alias="uuid")
+    dataset: UUID = Field(alias="dataset.uuid")
+    input: Any
+    expected: Any
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
 class RunIn(Schema):
-    dataset: int
+    dataset: UUID
     target: str = Field(min_length=1, max_length=200)
     evaluators: list[str] = Field(min_length=1, description="evaluator names")
 
 
 class RunOut(Schema):
-    id: int
-    dataset: int = Field(alias="dataset_id")
+    id: UUID = Field(alias="uuid")
+    dataset: UUID = Field(alias="dataset.uuid")
     target: str
     status: str
     items_total: int
@@ -55,8 +75,7 @@ class RunOut(Schema):
 
 
 class ResultOut(Schema):
-    id: int
-    item: int = Field(alias="item_id")
+    item: UUID = Field(alias="item.uuid")
     output: Any
     scores: dict[str, Any]
     latency_ms: float | None
@@ -81,13 +100,28 @@ class SpansIn(Schema):
         return [(UUID(hex=s.trace_id), span_id_from_hex(s.span_id)) for s in self.spans]
 
 
+class TracesIn(Schema):
+    traces: list[str] = Field(min_length=1, max_length=1000, description="trace ids, hex as in the traces explorer")
+
+    @field_validator("traces")
+    @classmethod
+    def _hex(cls, value: list[str]) -> list[str]:
+        for trace_id in value:
+            if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
+                raise ValueError(f"not a trace id: {trace_id[:40]!r} (32 lowercase hex digits)")
+        return value
+
+    def ids(self) -> list[UUID]:
+        return [UUID(hex=t) for t in self.traces]
+
+
 class AddedOut(Schema):
     added: int
 
 
 class ItemOut(Schema):
-    id: int
-    queue: int = Field(alias="queue_id")
+    id: UUID = Field(alias="uuid")
+    queue: UUID = Field(alias="queue.uuid")
     source_key: str
     content: dict[str, Any]
     status: str
@@ -116,11 +150,65 @@ def evaluation_datasets_list(
     return {"items": rows, "next": nxt}
 
 
+@router.post("/datasets", response={201: DatasetOut})
+def evaluation_datasets_create(request: HttpRequest, payload: DatasetIn) -> Status:
+    require_role(request, OPERATOR)
+    return Status(201, services.dataset_create(name=payload.name, description=payload.description, user=request.user))
+
+
+@router.get("/datasets/{dataset_id}/items", response=Page[DatasetItemOut])
+def evaluation_dataset_items_list(
+    request: HttpRequest, dataset_id: UUID, cursor: str | None = None, limit: int | None = None
+) -> dict[str, Any]:
+    dataset = selectors.get_dataset_for_user(request.user, dataset_id)
+    rows, nxt = paginate(dataset.items.active().select_related("dataset"), cursor=cursor, limit=limit)
+    return {"items": rows, "next": nxt}
+
+
+@router.post("/datasets/{dataset_id}/items", response={201: DatasetItemOut})
+def evaluation_dataset_items_add(request: HttpRequest, dataset_id: UUID, payload: DatasetItemIn) -> Status:
+    require_role(request, OPERATOR)
+    dataset = selectors.get_dataset_for_user(request.user, dataset_id)
+    item = services.dataset_item_add(dataset=dataset, input=payload.input, expected=payload.expected,
+                                     metadata=payload.metadata, user=request.user)  # fmt: skip
+    return Status(201, item)
+
+
+@router.put("/dataset-items/{item_id}", response=DatasetItemOut)
+def evaluation_dataset_items_update(request: HttpRequest, item_id: UUID, payload: DatasetItemIn) -> Any:
+    """Replaces the item's fields. An item eval runs have scored is retired and a new item (new id) returned."""
+    require_role(request, OPERATOR)
+    item = _active_item(request, item_id)
+    return services.dataset_item_update(item=item, input=payload.input, expected=payload.expected,
+                                        metadata=payload.metadata, user=request.user)  # fmt: skip
+
+
+@router.delete("/dataset-items/{item_id}", response={204: None})
+def evaluation_dataset_items_delete(request: HttpRequest, item_id: UUID) -> Status:
+    require_role(request, OPERATOR)
+    services.dataset_item_delete(item=_active_item(request, item_id), user=request.user)
+    return Status(204, None)
+
+
+def _active_item(request: HttpRequest, item_id: UUID) -> Any:
+    item = selectors.get_dataset_item_for_user(request.user, item_id)
+    if item.retired_at is not None:
+        raise Http404
+    return item
+
+
 @router.post("/datasets/{dataset_id}/spans", response=AddedOut)
-def evaluation_datasets_add_spans(request: HttpRequest, dataset_id: int, payload: SpansIn) -> dict[str, int]:
+def evaluation_datasets_add_spans(request: HttpRequest, dataset_id: UUID, payload: SpansIn) -> dict[str, int]:
     require_role(request, OPERATOR)
     dataset = selectors.get_dataset_for_user(request.user, dataset_id)
     return {"added": services.dataset_items_add_spans(dataset=dataset, refs=payload.refs(), user=request.user)}
+
+
+@router.post("/datasets/{dataset_id}/traces", response=AddedOut)
+def evaluation_datasets_add_traces(request: HttpRequest, dataset_id: UUID, payload: TracesIn) -> dict[str, int]:
+    require_role(request, OPERATOR)
+    dataset = selectors.get_dataset_for_user(request.user, dataset_id)
+    return {"added": services.dataset_items_add_traces(dataset=dataset, trace_ids=payload.ids(), user=request.user)}
 
 
 @router.post("/runs", response={201: RunOut})
@@ -143,46 +231,52 @@ def evaluation_runs_list(request: HttpRequest, cursor: str | None = None, limit:
 
 
 @router.get("/runs/{run_id}", response=RunOut)
-def evaluation_runs_detail(request: HttpRequest, run_id: int) -> EvalRun:
+def evaluation_runs_detail(request: HttpRequest, run_id: UUID) -> EvalRun:
     return selectors.get_run_for_user(request.user, run_id)
 
 
 @router.get("/runs/{run_id}/results", response=Page[ResultOut])
 def evaluation_runs_results(
-    request: HttpRequest, run_id: int, cursor: str | None = None, limit: int | None = None
+    request: HttpRequest, run_id: UUID, cursor: str | None = None, limit: int | None = None
 ) -> Any:
     run = selectors.get_run_for_user(request.user, run_id)
-    rows, nxt = paginate(run.results.all(), cursor=cursor, limit=limit)
+    rows, nxt = paginate(run.results.select_related("item"), cursor=cursor, limit=limit)
     return {"items": rows, "next": nxt}
 
 
 @router.post("/runs/{run_id}/cancel", response=RunOut)
-def evaluation_runs_cancel(request: HttpRequest, run_id: int) -> EvalRun:
+def evaluation_runs_cancel(request: HttpRequest, run_id: UUID) -> EvalRun:
     require_role(request, OPERATOR)
     return services.evalrun_cancel(run=selectors.get_run_for_user(request.user, run_id), user=request.user)
 
 
 @router.post("/queues/{queue_id}/spans", response=AddedOut)
-def evaluation_queues_add_spans(request: HttpRequest, queue_id: int, payload: SpansIn) -> dict[str, int]:
-    queue = selectors.get_queue_for_annotator(request.user, queue_id)
+def evaluation_queues_add_spans(request: HttpRequest, queue_id: UUID, payload: SpansIn) -> dict[str, int]:
+    queue = selectors.get_queue_for_curator(request.user, queue_id)
     return {"added": services.annotation_items_add_spans(queue=queue, refs=payload.refs(), user=request.user)}
 
 
+@router.post("/queues/{queue_id}/traces", response=AddedOut)
+def evaluation_queues_add_traces(request: HttpRequest, queue_id: UUID, payload: TracesIn) -> dict[str, int]:
+    queue = selectors.get_queue_for_curator(request.user, queue_id)
+    return {"added": services.annotation_items_add_traces(queue=queue, trace_ids=payload.ids(), user=request.user)}
+
+
 @router.post("/queues/{queue_id}/next", response={200: ItemOut, 204: None})
-def evaluation_queues_next(request: HttpRequest, queue_id: int) -> Status:
+def evaluation_queues_next(request: HttpRequest, queue_id: UUID) -> Status:
     require_role(request, ANNOTATOR)
     item = services.annotation_next(queue=selectors.get_queue_for_annotator(request.user, queue_id), user=request.user)
     return Status(204, None) if item is None else Status(200, item)
 
 
 @router.post("/items/{item_id}/annotations", response={201: ItemOut})
-def evaluation_items_annotate(request: HttpRequest, item_id: int, payload: AnnotationIn) -> Status:
+def evaluation_items_annotate(request: HttpRequest, item_id: UUID, payload: AnnotationIn) -> Status:
     require_role(request, ANNOTATOR)
     item = selectors.get_queue_item_for_annotator(request.user, item_id)
     if item is None:
         raise ConflictError("This item is not yours to review: claim it with /next.", item=item_id)
     services.annotation_submit(item=item, user=request.user, scores=payload.scores, comment=payload.comment)
-    return Status(201, AnnotationItem.objects.get(pk=item_id))
+    return Status(201, AnnotationItem.objects.select_related("queue").get(pk=item.pk))
 
 
 router.add_router("/abtests", "evaluation.abtests.api.router")  # list, create, get, start, stop

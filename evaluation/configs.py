@@ -12,20 +12,22 @@ class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+TEXTAREA = {"widget": "textarea"}  # a hint for the generated form: long text
+
+
 class ExactMatchConfig(_Config):
     case_sensitive: bool = True
-    strip: bool = True
+    strip: bool = Field(default=True, description="Ignore leading and trailing whitespace.")
 
 
 class ContainsConfig(_Config):
-    # The substring to look for; when empty, the item's expected output is used.
-    substring: str = ""
+    substring: str = Field(default="", description="Empty: the item's expected output.")
     case_sensitive: bool = False
 
 
 class RegexConfig(_Config):
-    pattern: str = Field(min_length=1)
-    full_match: bool = False
+    pattern: str = Field(min_length=1, description="A Python regular expression.")
+    full_match: bool = Field(default=False, description="The whole output must match, not just a part.")
 
     @field_validator("pattern")
     @classmethod
@@ -39,28 +41,31 @@ class RegexConfig(_Config):
 
 class JsonSchemaConfig(_Config):
     # The JSON Schema subset evaluators.py implements (type, properties, required, items, enum, ...).
-    json_schema: dict[str, Any] = Field(alias="schema")
+    json_schema: dict[str, Any] = Field(
+        alias="schema",
+        description="JSON Schema (type, properties, required, items, enum, const, min/max, pattern).",
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class NumericToleranceConfig(_Config):
-    abs_tolerance: float = Field(default=0.0, ge=0)
-    rel_tolerance: float = Field(default=0.0, ge=0)
+    abs_tolerance: float = Field(default=0.0, ge=0, description="Absolute difference allowed.")
+    rel_tolerance: float = Field(default=0.0, ge=0, description="Relative difference allowed (0.01 = 1%).")
 
 
 class LatencyBudgetConfig(_Config):
-    max_ms: float = Field(gt=0)
+    max_ms: float = Field(gt=0, description="Milliseconds.")
 
 
 class CostBudgetConfig(_Config):
-    max_usd: float = Field(gt=0)
+    max_usd: float = Field(gt=0, description="US dollars per item.")
 
 
 class LlmJudgeConfig(_Config):
-    rubric: str = Field(min_length=1)
-    model: str = "auto"
-    max_attempts: int = Field(default=2, ge=1, le=5)
+    rubric: str = Field(min_length=1, description="What a good answer is.", json_schema_extra=TEXTAREA)
+    model: str = Field(default="auto", min_length=1, description="A model id, or 'auto' (the router).")
+    max_attempts: int = Field(default=2, ge=1, le=5, description="Asks again when the verdict is unparseable.")
     max_tokens: int = Field(default=400, ge=16, le=4000)
 
 

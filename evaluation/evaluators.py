@@ -210,6 +210,9 @@ def _bounds(number: float, schema: dict[str, Any], low: str, high: str, path: st
 # ---------------------------------------------------------------------------------------------------------
 # LLM as judge
 
+# Who the judge's calls are made as: their spans carry it, so continuous evaluation never samples the judge itself.
+JUDGE_CALLER = "evaluation-judge"
+
 JUDGE_SYSTEM = (
     "You are a strict evaluator. Grade the RESPONSE against the RUBRIC (and the EXPECTED answer when given). "
     'Reply with one JSON object and nothing else: {"score": <number from 0 to 1>, "label": "<short label>", '
@@ -276,5 +279,5 @@ async def router_judge_call(messages: list[dict[str, str]], model: str, max_toke
     from routing.completion import Caller, CompletionRequest, complete
 
     req = CompletionRequest(messages=messages, model=model, max_tokens=max_tokens, temperature=0)
-    result = await complete(req, Caller(username="evaluation-judge"))
+    result = await complete(req, Caller(username=JUDGE_CALLER))
     return result.response.content or "", result.cost_usd

@@ -5,19 +5,47 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from uuid import uuid4
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
 from evaluation.configs import EvaluatorConfig, ScoreConfig, parse_evaluator_config, parse_score_configs
+from observability.models import SpanKind
 
 if TYPE_CHECKING:
     from evaluation.stats import AnalysisPlan
     from routing.policies import PolicyVariant
 
 
-class Dataset(models.Model):
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        err = errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        return f"{where}: {err['msg']}" if where else err["msg"]
+    return str(exc)
+
+
+class PublicIdModel(models.Model):
+    """Rows named in URLs and API bodies by a random UUID (`uuid`); the integer primary key stays internal
+    (foreign keys, ordering), so sequence numbers never leak and ids cannot be guessed."""
+
+    uuid = models.UUIDField(default=uuid4, unique=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def short_id(self) -> str:
+        """What pages show as the row's number: the UUID's first 8 hex digits."""
+        return self.uuid.hex[:8]
+
+
+class Dataset(PublicIdModel):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -30,12 +58,23 @@ class Dataset(models.Model):
         return self.name
 
 
-class DatasetItem(models.Model):
+class DatasetItemQuerySet(models.QuerySet["DatasetItem"]):
+    def active(self) -> DatasetItemQuerySet:
+        """Items new runs evaluate: not retired."""
+        return self.filter(retired_at__isnull=True)
+
+
+class DatasetItem(PublicIdModel):
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="items")
     input = models.JSONField()  # a string (the prompt) or an object (chat messages, structured input)
     expected = models.JSONField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set when an item that eval runs have results for is edited or deleted: past results keep showing what
+    # was evaluated, new runs skip it (an edit makes a new item).
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DatasetItemQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
@@ -44,7 +83,7 @@ class DatasetItem(models.Model):
         return f"item {self.pk} of dataset {self.dataset_id}"
 
 
-class Evaluator(models.Model):
+class Evaluator(PublicIdModel):
     class Kind(models.TextChoices):
         EXACT_MATCH = "exact_match"
         CONTAINS = "contains"
@@ -71,7 +110,7 @@ class Evaluator(models.Model):
         return parse_evaluator_config(self.kind, self.config)
 
 
-class EvalRun(models.Model):
+class EvalRun(PublicIdModel):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
@@ -79,17 +118,22 @@ class EvalRun(models.Model):
         FAILED = "failed"
         CANCELLED = "cancelled"
 
-    ECHO_TARGET = "echo"  # the output is the input: for runs that only apply code evaluators
+    ECHO_TARGET = "echo"  # the output is the input: for runs that only apply code evaluators (see targets.py)
 
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="runs")
-    target = models.CharField(max_length=200)  # "echo", "auto" (the router) or a model id
+    target = models.CharField(max_length=200)  # "echo", "auto" (the router), a model id or "agent:<a>.<b>"
     evaluators = models.ManyToManyField(Evaluator, related_name="runs")
+    # [{"name", "kind", "config"}] as they were when the run started: the run executes and shows these, so
+    # editing an evaluator later never changes what a past run appears to have used.
+    evaluator_configs = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     items_total = models.PositiveIntegerField(default=0)
     items_done = models.PositiveIntegerField(default=0)
     items_failed = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal(0))
     cancel_requested = models.BooleanField(default=False)
+    # When the judge scores of a finished `auto` run were turned into router training rows (evaluation/training.py)
+    training_rows_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
@@ -107,18 +151,31 @@ class EvalRun(models.Model):
         return self.status in (self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELLED)
 
     @property
+    def used_evaluators(self) -> list[dict[str, Any]]:
+        """The snapshot; for a run created without one (not through evalrun_create), its evaluators as now."""
+        if self.evaluator_configs:
+            return self.evaluator_configs
+        return [{"name": e.name, "kind": e.kind, "config": e.config} for e in self.evaluators.all()]
+
+    @property
+    def evaluator_names(self) -> list[str]:
+        return [e["name"] for e in self.used_evaluators]
+
+    @property
     def progress_percent(self) -> int:
         return int(100 * self.items_done / self.items_total) if self.items_total else 100
 
-    def progress_payload(self) -> dict[str, Any]:
+    def progress_payload(self, *, done: int = 0, failed: int = 0, cost: Decimal = Decimal(0)) -> dict[str, Any]:
+        """The live-progress event; `done`, `failed` and `cost` add what a running batch has not stored yet."""
+        items_done = self.items_done + done
         return {
-            "run": self.pk,
+            "run": str(self.uuid),
             "status": self.status,
             "items_total": self.items_total,
-            "items_done": self.items_done,
-            "items_failed": self.items_failed,
-            "cost_usd": f"{self.cost_usd:f}",
-            "percent": self.progress_percent,
+            "items_done": items_done,
+            "items_failed": self.items_failed + failed,
+            "cost_usd": f"{self.cost_usd + cost:f}",
+            "percent": int(100 * items_done / self.items_total) if self.items_total else 100,
         }
 
 
@@ -126,6 +183,7 @@ class EvalResult(models.Model):
     run = models.ForeignKey(EvalRun, on_delete=models.CASCADE, related_name="results")
     item = models.ForeignKey(DatasetItem, on_delete=models.CASCADE, related_name="results")
     output = models.JSONField(null=True, blank=True)
+    model = models.CharField(max_length=150, blank=True)  # the model that answered (model and router targets)
     # {evaluator name: {"value": 0..1 | null, "label": str, "reasoning": str, "error": str}}
     scores = models.JSONField(default=dict, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)
@@ -142,26 +200,53 @@ class EvalResult(models.Model):
         return f"result of item {self.item_id} in run {self.run_id}"
 
 
-class AnnotationQueue(models.Model):
+class AnnotationQueue(PublicIdModel):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     score_configs = models.JSONField(default=list, blank=True)  # [ScoreConfig]
-    reviewers_per_item = models.PositiveSmallIntegerField(default=1)
-    lock_seconds = models.PositiveIntegerField(default=600)
+    reviewers_per_item = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(10)]
+    )
+    lock_seconds = models.PositiveIntegerField(
+        default=600, validators=[MinValueValidator(10), MaxValueValidator(86_400)],
+        help_text="How long a claimed item stays with its annotator.",
+    )  # fmt: skip
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(reviewers_per_item__gte=1, reviewers_per_item__lte=10),
+                name="annotation_queue_reviewers_1_to_10",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Every writer (services, the admin) goes through this: score configs parse, names are unique, at least
+        one, and they stay fixed once reviews exist (old reviews are keyed by them)."""
+        try:
+            configs = parse_score_configs(self.score_configs)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise ValidationError({"score_configs": _first_error(exc)}) from None
+        if not configs:
+            raise ValidationError({"score_configs": "Add at least one score."})
+        self.score_configs = [c.model_dump() for c in configs]
+        if self.pk is not None:
+            stored = AnnotationQueue.objects.filter(pk=self.pk).values_list("score_configs", flat=True).first()
+            if stored != self.score_configs and Annotation.objects.filter(item__queue_id=self.pk).exists():
+                raise ValidationError({"score_configs": "The queue already has reviews: its scores can no longer "
+                                                        "change (create a new queue)."})  # fmt: skip
 
     @property
     def parsed_score_configs(self) -> list[ScoreConfig]:
         return parse_score_configs(self.score_configs)
 
 
-class AnnotationItem(models.Model):
+class AnnotationItem(PublicIdModel):
     class Status(models.TextChoices):
         PENDING = "pending"
         DONE = "done"
@@ -213,24 +298,37 @@ class Annotation(models.Model):
         return f"annotation {self.pk} of item {self.item_id}"
 
 
-class ContinuousEvaluation(models.Model):
+class ContinuousEvaluation(PublicIdModel):
     """Samples recent production spans, scores them, and sends low scorers to an annotation queue."""
 
     name = models.CharField(max_length=200, unique=True)
     enabled = models.BooleanField(default=True)
-    span_kind = models.CharField(max_length=16, default="llm")
+    span_kind = models.CharField(max_length=16, default="llm", choices=SpanKind.choices)
     model = models.CharField(max_length=150, blank=True)  # empty: any model
     agent = models.CharField(max_length=100, blank=True)  # empty: any agent
-    sample_rate = models.FloatField(default=0.1)  # 0..1, decided per span id so a rescan samples the same spans
+    # 0..1, decided per span id so a rescan samples the same spans
+    sample_rate = models.FloatField(default=0.1, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     evaluators = models.ManyToManyField(Evaluator, related_name="continuous")
-    threshold = models.FloatField(default=0.5)  # a span with any score below this goes to `queue`
+    # a span with any score below this goes to `queue`
+    threshold = models.FloatField(default=0.5, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     queue = models.ForeignKey(AnnotationQueue, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     last_span_pk = models.BigIntegerField(default=0)  # watermark: spans with a larger primary key are new
-    max_spans_per_tick = models.PositiveIntegerField(default=500)
+    # Sampled spans whose trace root was not written yet (a root ends after its children), so whether they are
+    # production or an eval run's was unknown: looked at again each tick (continuous.py).
+    deferred_span_pks = models.JSONField(default=list, blank=True)
+    max_spans_per_tick = models.PositiveIntegerField(
+        default=500, validators=[MinValueValidator(1), MaxValueValidator(10_000)]
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(sample_rate__gte=0, sample_rate__lte=1),
+                                   name="continuous_sample_rate_0_to_1"),
+            models.CheckConstraint(condition=models.Q(threshold__gte=0, threshold__lte=1),
+                                   name="continuous_threshold_0_to_1"),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return self.name
@@ -242,6 +340,7 @@ class SpanScore(models.Model):
     continuous = models.ForeignKey(ContinuousEvaluation, on_delete=models.CASCADE, related_name="scores")
     trace_id = models.UUIDField()
     span_id = models.BigIntegerField()
+    model = models.CharField(max_length=150, blank=True)  # the span's model, for scores per model
     evaluator = models.CharField(max_length=200)
     value = models.FloatField(null=True, blank=True)
     label = models.CharField(max_length=100, blank=True)

@@ -15,6 +15,13 @@ def execute_run_batch(run_id: int) -> str:
     return evalrun_execute_batch(run_id=run_id)
 
 
+@shared_task(name="evaluation.write_training_rows")
+def write_training_rows(run_id: int) -> int:
+    from evaluation.services import evalrun_training_rows_write
+
+    return evalrun_training_rows_write(run_id=run_id)
+
+
 @shared_task(name="evaluation.continuous_tick")
 def continuous_tick() -> dict[str, int]:
     from evaluation.continuous import continuous_tick as tick

@@ -1,11 +1,14 @@
-"""Observability writes: prices (audited), cost recomputation (audited), retention."""
+"""Observability writes: prices (audited), cost recomputation (audited), retention, attributes merged into spans."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -189,3 +192,20 @@ def spans_delete_expired(*, now: datetime | None = None) -> dict[str, int]:
             "(resolution = 60 AND bucket < %s) OR (resolution = 3600 AND bucket < %s) LIMIT %s)",
             [now - timedelta(days=8), now - timedelta(days=400)]),
     }  # fmt: skip
+
+
+def span_attributes_merge(*, updates: Sequence[tuple[UUID, int, dict[str, Any]]]) -> int:
+    """Merge attributes into existing spans (the JSON objects are combined; given keys win), e.g. the scores
+    other apps give a span, so the trace page shows them. One statement for the whole list; spans that are gone
+    (retention) are skipped. Returns how many spans changed."""
+    if not updates:
+        return 0
+    with connection.cursor() as cur:
+        cur.execute(
+            "UPDATE observability_span AS s SET attributes = s.attributes || v.attrs "
+            "FROM (SELECT unnest(%s::uuid[]) AS trace_id, unnest(%s::bigint[]) AS span_id, "
+            "unnest(%s::jsonb[]) AS attrs) AS v "
+            "WHERE s.trace_id = v.trace_id AND s.span_id = v.span_id",
+            [[u[0] for u in updates], [u[1] for u in updates], [json.dumps(u[2], default=str) for u in updates]],
+        )
+        return cur.rowcount

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import zlib
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -19,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from ninja.errors import HttpError
 
-from aios_core.access import VIEWER, role_required
+from aios_core.access import ANNOTATOR, OPERATOR, VIEWER, has_role, role_required
 from aios_core.api import json_error, paginate
 from observability import live, otlp, prometheus
 from observability.exporting import span_attributes, trace_export
@@ -39,6 +40,13 @@ def overview(request: HttpRequest) -> HttpResponse:
         window = "1h"
     context = {"window": window, "windows": live.WINDOWS, "snapshot": live.snapshot(window)}
     return render(request, "observability/overview.html", context)
+
+
+def _selection_actions(user: object) -> dict[str, bool]:
+    """Which "Add to …" actions the traces pages offer: the templates post selections to the evaluation app's URLs
+    (resolved by name; this app never imports it), which check the same roles again."""
+    queue = has_role(user, OPERATOR) or has_role(user, ANNOTATOR)
+    return {"dataset": has_role(user, OPERATOR), "queue": queue, "any": queue}
 
 
 @role_required(VIEWER)
@@ -63,6 +71,7 @@ def traces(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form, "traces": rows, "next_cursor": next_cursor, "query": params.urlencode(),
         "choices": filter_choices(timezone.now() - timedelta(days=7)),
+        "selection_actions": _selection_actions(request.user),
     }  # fmt: skip
     return render(request, "observability/traces.html", context)
 
@@ -75,7 +84,19 @@ def trace_detail(request: HttpRequest, trace_id: UUID) -> HttpResponse:
     rows = waterfall(trace)
     for row in rows:
         row["attributes"] = json.dumps(span_attributes(row["span"]), indent=2, default=str)
-    return render(request, "observability/trace_detail.html", {"trace": trace, "rows": rows})
+        row["scores"] = _eval_scores(row["span"])
+    context = {"trace": trace, "rows": rows, "selection_actions": _selection_actions(request.user)}
+    return render(request, "observability/trace_detail.html", context)
+
+
+def _eval_scores(span: Any) -> dict[str, Any]:
+    """Scores other apps wrote onto a span as `aios.eval.<name>` attributes (eval spans' own `aios.eval.*`
+    bookkeeping is not a score)."""
+    if span.kind == "eval":
+        return {}
+    prefix = "aios.eval."
+    return {k.removeprefix(prefix): v for k, v in (span.attributes or {}).items()
+            if k.startswith(prefix) and not k.endswith(".error")}  # fmt: skip
 
 
 @role_required(VIEWER)

@@ -1,15 +1,17 @@
-"""Reads: routing statistics, savings over time, decisions."""
+"""Reads: routing statistics, savings over time, decisions, and what other apps need to label routed requests."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 
-from routing.models import RoutingDecision
+from routing.models import ModelEndpoint, RoutingDecision, Tier
 
 
 def routing_stats(*, since: datetime | None = None) -> dict[str, Any]:
@@ -65,3 +67,48 @@ def decisions_search(*, complexity: str = "", model: str = "", decided_by: str =
     if text:
         qs = qs.filter(reason__icontains=text)
     return qs
+
+
+# --- labelling routed requests (evaluation writes scores back through services.training_example_add) -------
+
+# The learned router compares a weak and a strong model (routing/learned_router.py): an answer from the simple
+# tier labels the weak side, one from the complex tier the strong side. A medium-tier answer is neither, so it
+# labels nothing.
+TRAINING_SIDE = {Tier.SIMPLE: "weak", Tier.COMPLEX: "strong"}
+
+
+@dataclass(frozen=True)
+class RoutedDecision:
+    id: int
+    trace_id: UUID
+    created_at: datetime
+    complexity: str
+    decided_by: str
+    chosen_model: str
+
+
+def decision_for_trace(trace_id: UUID, *, at: datetime | None = None) -> RoutedDecision | None:
+    """The routing decision behind a call in this trace: the newest one made at or before `at` (when the call
+    started; a trace may route several calls), or without `at` the trace's first. Only decisions the router made:
+    a caller naming its model ("explicit") routed nothing."""
+    qs = RoutingDecision.objects.filter(trace_id=trace_id).exclude(decided_by="explicit")
+    row = (
+        qs.filter(created_at__lte=at).order_by("-created_at", "-id") if at else qs.order_by("created_at", "id")
+    ).first()
+    if row is None:
+        return None
+    return RoutedDecision(row.id, trace_id, row.created_at, row.complexity, row.decided_by, row.chosen_model)
+
+
+def model_tier(model: str) -> str | None:
+    """The catalog tier of a model named as spans name it (`sim/simple`, `gpt-4o`) or as `provider/model`."""
+    provider, _, name = model.partition("/")
+    for endpoint in ModelEndpoint.objects.filter(model__in={model, name}).only("provider", "model", "tier"):
+        if endpoint.model == model or endpoint.provider == provider:
+            return endpoint.tier
+    return None
+
+
+def training_side(tier: str | None) -> str | None:
+    """ "weak", "strong" or None (see TRAINING_SIDE)."""
+    return TRAINING_SIDE.get(tier) if tier else None

@@ -44,7 +44,7 @@ class ABTestOut(Schema):
     standard_deviation: float | None
     sample_size: int  # per arm, for one fixed-horizon analysis
     plan: dict[str, Any]
-    dataset: int | None
+    dataset: UUID | None
     paired: bool
     settle_seconds: int
     decided_look: int | None
@@ -59,8 +59,8 @@ class ABTestOut(Schema):
         return obj.evaluator.name if obj.evaluator_id else None
 
     @staticmethod
-    def resolve_dataset(obj: ABTest) -> int | None:
-        return obj.dataset_id
+    def resolve_dataset(obj: ABTest) -> UUID | None:
+        return obj.dataset.uuid if obj.dataset_id else None
 
 
 class ArmOut(Schema):

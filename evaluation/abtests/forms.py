@@ -50,7 +50,9 @@ class ABTestForm(forms.Form):
     design = forms.ChoiceField(choices=[("group_sequential", "Group sequential (O'Brien-Fleming looks)"),
                                         ("fixed_horizon", "Fixed horizon (one analysis)")])  # fmt: skip
     looks = forms.IntegerField(initial=5, min_value=2, max_value=10, help_text="group sequential only")
-    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all(), required=False, help_text="eval-run scope")
+    dataset = forms.ModelChoiceField(
+        queryset=Dataset.objects.all(), to_field_name="uuid", required=False, help_text="eval-run scope"
+    )
     paired = forms.BooleanField(required=False, initial=True, help_text="eval runs: every item through both variants")
     settle_seconds = forms.IntegerField(required=False, min_value=0, help_text="live: how long a request may wait "
                                         "for its value (default by metric)")  # fmt: skip
@@ -83,7 +85,7 @@ class ABTestForm(forms.Form):
                                          "minimum_detectable_effect", "baseline_rate", "standard_deviation", "alpha",
                                          "power", "design", "looks", "paired", "settle_seconds")}  # fmt: skip
         spec.update(variants=variants, weights=[data.get("weight_a"), data.get("weight_b")])
-        spec["dataset"] = data["dataset"].pk if data.get("dataset") else None
+        spec["dataset"] = data["dataset"].uuid if data.get("dataset") else None
         spec["evaluator"] = spec["evaluator"] or ""
         spec["score_name"] = spec["score_name"] or ""
         return spec

@@ -106,7 +106,7 @@ def abtest_create(*, spec: ABTestSpec, user: Any) -> ABTest:
         raise ValidationError(problems)
     _check_models(spec)
     evaluator = _evaluator_for(spec)
-    dataset = Dataset.objects.filter(pk=spec.dataset).first() if spec.scope == "eval_run" else None
+    dataset = Dataset.objects.filter(uuid=spec.dataset).first() if spec.scope == "eval_run" else None
     if spec.scope == "eval_run" and dataset is None:
         raise ValidationError({"dataset": "Unknown dataset."})
     sample_size = sample_size_for(spec)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -52,7 +53,7 @@ class ABTestSpec(BaseModel):
     standard_deviation: float | None = Field(default=None, gt=0, description="other metrics: SD per unit")
     design: Literal["group_sequential", "fixed_horizon"] = "group_sequential"
     looks: int = Field(default=5, ge=2, le=10, description="group-sequential looks")
-    dataset: int | None = Field(default=None, description="eval_run scope: the dataset's id")
+    dataset: UUID | None = Field(default=None, description="eval_run scope: the dataset's id (its UUID)")
     paired: bool = Field(default=True, description="eval runs: every item through both variants")
     settle_seconds: int | None = Field(default=None, ge=0, le=30 * 86400, description="live scope")
 

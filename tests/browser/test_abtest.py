@@ -38,7 +38,7 @@ def test_an_operator_sizes_creates_and_watches_an_ab_test(
     page.click("#new-abtest")
     page.fill("#id_name", "prefix the question")
     page.select_option("#id_scope", "eval_run")
-    page.select_option("#id_dataset", str(dataset.pk))
+    page.select_option("#id_dataset", str(dataset.uuid))
     page.select_option("#id_evaluator", "contains")
     page.fill("#id_minimum_detectable_effect", "0.2")
     page.fill("#id_baseline_rate", "0.5")

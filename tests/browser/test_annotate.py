@@ -23,7 +23,7 @@ def test_an_annotator_skips_one_item_and_works_three_with_the_keyboard_alone(
     page = log_in(browser, live_server_url, "anna", PASSWORD)
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(f"/evaluation/queues/{queue.pk}/")
+    page.goto(f"/evaluation/queues/{queue.uuid}/")
     page.locator("#start-annotating").focus()
     page.keyboard.press("Enter")
     page.wait_for_url("**/evaluation/items/*/")
@@ -33,7 +33,7 @@ def test_an_annotator_skips_one_item_and_works_three_with_the_keyboard_alone(
         # quality 4 (numeric: the number itself), tone "polite" (option 1), correct "yes" (option 1); submit.
         for key in ("4", "1", "1", "Enter"):
             page.keyboard.press(key)
-    page.wait_for_url(f"**/evaluation/queues/{queue.pk}/")
+    page.wait_for_url(f"**/evaluation/queues/{queue.uuid}/")
     reviews = Annotation.objects.filter(skipped=False).order_by("item_id")
     assert [a.scores for a in reviews] == [{"quality": 4.0, "tone": "polite", "correct": True}] * 3
     assert Annotation.objects.filter(skipped=True).count() == 1

@@ -63,7 +63,7 @@ def abtest_spec(dataset: Dataset | None = None, /, **overrides: Any) -> Any:
         "evaluator": "contains",
         "minimum_detectable_effect": 0.2,
         "baseline_rate": 0.5,
-        "dataset": dataset.pk if dataset else None,
+        "dataset": dataset.uuid if dataset else None,
     }  # fmt: skip
     data.update(overrides)
     return ABTestSpec.model_validate(data)

@@ -21,14 +21,15 @@ def test_an_operator_starts_lists_reads_and_cancels_a_run(
 ) -> None:
     client, dataset = login(operator), make_dataset([("a", "a")])
     make_evaluator("exact_match")
-    bad = _post(client, "/api/evaluation/runs", {"dataset": dataset.pk, "target": "echo", "evaluators": ["nope"]})
+    body = {"dataset": str(dataset.uuid), "target": "echo", "evaluators": ["nope"]}
+    bad = _post(client, "/api/evaluation/runs", body)
     assert bad.status_code == 422 and bad.json()["fields"][0]["field"] == "evaluators"
     with django_capture_on_commit_callbacks(execute=False):
-        resp = _post(client, "/api/evaluation/runs", {"dataset": dataset.pk, "target": "echo",
+        resp = _post(client, "/api/evaluation/runs", {"dataset": str(dataset.uuid), "target": "echo",
                                                        "evaluators": ["exact_match"]})  # fmt: skip
     assert resp.status_code == 201
     run = resp.json()
-    assert (run["status"], run["items_total"], run["dataset"]) == ("queued", 1, dataset.pk)
+    assert (run["status"], run["items_total"], run["dataset"]) == ("queued", 1, str(dataset.uuid))
     assert client.get("/api/evaluation/runs").json()["items"][0]["id"] == run["id"]
     assert client.get(f"/api/evaluation/runs/{run['id']}/results").json() == {"items": [], "next": None}
     assert _post(client, f"/api/evaluation/runs/{run['id']}/cancel").json()["status"] == "cancelled"
@@ -38,17 +39,17 @@ def test_an_operator_starts_lists_reads_and_cancels_a_run(
 def test_a_viewer_reads_but_may_not_start_a_run(viewer: Any) -> None:
     client, dataset = login(viewer), make_dataset([("a", "a")])
     assert client.get("/api/evaluation/datasets").json()["items"][0]["name"] == dataset.name
-    assert _post(client, "/api/evaluation/runs", {"dataset": dataset.pk, "target": "echo",
+    assert _post(client, "/api/evaluation/runs", {"dataset": str(dataset.uuid), "target": "echo",
                                                    "evaluators": ["x"]}).status_code == 403  # fmt: skip
 
 
 def test_an_annotator_claims_and_reviews_through_the_api() -> None:
     client, queue = login(make_user("annotator")), make_queue(items=1)
-    item = _post(client, f"/api/evaluation/queues/{queue.pk}/next").json()
+    item = _post(client, f"/api/evaluation/queues/{queue.uuid}/next").json()
     assert item["content"] == {"input": "q0", "output": "a0"}
     bad = _post(client, f"/api/evaluation/items/{item['id']}/annotations", {"scores": {"quality": 0}})
     assert bad.status_code == 422
     done = _post(client, f"/api/evaluation/items/{item['id']}/annotations", {"scores": GOOD_REVIEW})
     assert (done.status_code, done.json()["status"]) == (201, "done")
-    assert _post(client, f"/api/evaluation/queues/{queue.pk}/next").status_code == 204
+    assert _post(client, f"/api/evaluation/queues/{queue.uuid}/next").status_code == 204
     assert _post(client, f"/api/evaluation/items/{item['id']}/annotations", {"scores": GOOD_REVIEW}).status_code == 409

@@ -77,3 +77,40 @@ def test_a_run_needs_a_known_target_and_an_evaluator() -> None:
         evalrun_create(dataset=dataset, target="nope/model", evaluators=[make_evaluator()], user=None)
     with pytest.raises(ValidationError, match="evaluator"):
         evalrun_create(dataset=dataset, target="echo", evaluators=[], user=None)
+
+
+@pytest.mark.django_db
+def test_an_agent_action_target_runs_each_item_in_forensic_mode_and_records_bad_payloads_as_item_errors(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from evaluation.services import evalrun_execute_batch
+
+    operator = make_user("operator")
+    dataset = make_dataset(
+        [({"keys": ["kernel.hostname"]}, None), ('{"keys": ["kernel.ostype"]}', None), ({"keys": []}, None),
+         ("read the hostname", None)],
+        name="sysctl",
+    )  # fmt: skip
+    evaluator = make_evaluator("contains", substring="parameter(s) read")
+    with django_capture_on_commit_callbacks(execute=False):
+        run = evalrun_create(dataset=dataset, target="agent:kernel.sysctl_read", evaluators=[evaluator], user=operator)
+        assert evalrun_execute_batch(run_id=run.pk) == "succeeded"
+    run.refresh_from_db()
+    assert (run.items_done, run.items_failed) == (4, 2)
+    results = list(run.results.order_by("item_id"))
+    for result in results[:2]:
+        assert result.error == "" and result.output["success"] is True, result.error
+        assert result.scores["contains"]["value"] == 1.0 and result.trace_id is not None
+    assert result.output["metadata"]["planned_changes"] == []  # forensic: a plan, never a change
+    assert "payload.keys" in results[2].error and not results[2].scores
+    assert "not a JSON object" in results[3].error
+
+
+@pytest.mark.django_db
+def test_an_agent_target_is_checked_when_the_run_is_created() -> None:
+    dataset, evaluator, operator = make_dataset([("{}", None)]), make_evaluator(), make_user("operator")
+    for target, message in (("agent:kernel.nope", "no action"), ("agent:nobody.info", "no agent"),
+                            ("agent:kernel", "agent:<agent>.<action>"), ("agent:chaos.flaky", "no agent")):  # fmt: skip
+        with pytest.raises(ValidationError, match=message) as caught:
+            evalrun_create(dataset=dataset, target=target, evaluators=[evaluator], user=operator)
+        assert set(caught.value.message_dict) == {"target"}

@@ -10,7 +10,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("evaluation", "0002_continuousevaluation_spanscore"),
+        ("evaluation", "0009_evalrun_training_rows_at"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
