@@ -187,20 +187,27 @@ NEIGHBOUR_FEATURES = (
 
 
 def _neighbour_matrix(similarities: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
-    """Neighbour features for rows of `similarities` (queries x index), top-k by similarity."""
+    """Neighbour features for rows of `similarities` (queries x index), top-k by similarity.
+
+    `outcomes` holds NaN where a label is unknown (a score on a routed request labels only the
+    tier that answered): each mean is over the neighbours whose label is known.
+    """
     largest = min(max(NEIGHBOUR_KS), similarities.shape[1] - 1)
     top = np.argpartition(-similarities, largest - 1, axis=1)[:, :largest]
     top_sims = np.take_along_axis(similarities, top, axis=1)
     order = np.argsort(-top_sims, axis=1)
     top, top_sims = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_sims, order, axis=1)
-    weak, strong = outcomes[top, 0], outcomes[top, 1]
+    labels = outcomes[top]  # (queries, largest, 2)
+    known = ~np.isnan(labels)
+    values = np.where(known, labels, 0.0)
     columns: list[np.ndarray] = []
     for k in (min(k, largest) for k in NEIGHBOUR_KS):
         # Similarity-weighted means: closer neighbours say more about this prompt.
-        weights = np.maximum(top_sims[:, :k], 1e-3)
+        weights = np.maximum(top_sims[:, :k], 1e-3)[:, :, None] * known[:, :k]
         total = weights.sum(axis=1)
-        mean_weak = (weights * weak[:, :k]).sum(axis=1) / total
-        mean_strong = (weights * strong[:, :k]).sum(axis=1) / total
+        means = (weights * values[:, :k]).sum(axis=1) / np.maximum(total, 1e-9)
+        means = np.where(total > 0, means, 0.5)  # no known neighbour label: uninformative
+        mean_weak, mean_strong = means[:, 0], means[:, 1]
         columns += [mean_weak, mean_strong, mean_strong - mean_weak, top_sims[:, :k].mean(axis=1)]
     columns.append(top_sims[:, 0])
     return np.stack(columns, axis=1).astype(np.float32)
@@ -223,7 +230,7 @@ class NeighbourIndex:
     center: np.ndarray  # (384,) mean training embedding
     basis: np.ndarray  # (dims, 384) principal directions
     vectors: np.ndarray  # (n, dims) projected training prompts, unit rows
-    outcomes: np.ndarray  # (n, 2) weak_correct, strong_correct as 0/1
+    outcomes: np.ndarray  # (n, 2) weak_correct, strong_correct as 0/1, NaN where unknown
 
     @classmethod
     def build(cls, embeddings: np.ndarray, outcomes: np.ndarray, dims: int = NEIGHBOUR_DIMENSIONS) -> NeighbourIndex:
@@ -274,19 +281,24 @@ class TrainConfig:
     use_embedding: bool = False
 
 
-def _fit_one(features: np.ndarray, labels: np.ndarray, config: TrainConfig, seed: int) -> dict[str, np.ndarray]:
+def _fit_one(features: np.ndarray, allowed: np.ndarray, config: TrainConfig, seed: int) -> dict[str, np.ndarray]:
+    """One MLP, trained to put probability on the outcomes `allowed` (n, 4) by each row's labels."""
     import torch
 
     torch.manual_seed(seed)
     model = _build_model(features.shape[1], config.hidden, config.dropout)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    inputs, targets = torch.from_numpy(features), torch.from_numpy(labels)
+    inputs = torch.from_numpy(features)
+    # log of the 0/1 mask: -inf on outcomes the labels rule out.
+    log_allowed = torch.from_numpy(np.where(allowed, 0.0, -np.inf).astype(np.float32))
     generator = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(config.epochs):
         for batch in torch.randperm(len(inputs), generator=generator).split(config.batch_size):
             optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(inputs[batch]), targets[batch])
+            logits = model(inputs[batch])
+            # -log P(allowed set): plain cross-entropy for a fully labelled row.
+            loss = (logits.logsumexp(dim=1) - (logits + log_allowed[batch]).logsumexp(dim=1)).mean()
             loss.backward()
             optimizer.step()
     return {name: tensor.detach().numpy().copy() for name, tensor in model.state_dict().items()}
@@ -338,7 +350,10 @@ class RouterArtifact:
             "neighbour_basis": self.neighbours.basis,
             # float16 halves the largest array; cosine similarities move by < 1e-3.
             "neighbour_vectors": self.neighbours.vectors.astype(np.float16),
-            "neighbour_outcomes": self.neighbours.outcomes.astype(np.uint8),
+            # 0 / 1, and 2 for an unknown label.
+            "neighbour_outcomes": np.where(np.isnan(self.neighbours.outcomes), 2, self.neighbours.outcomes).astype(
+                np.uint8
+            ),
             "training_scores": self.training_scores.astype(np.float32),
             "metadata": np.frombuffer(json.dumps(self.metadata).encode(), dtype=np.uint8),
         }
@@ -363,7 +378,7 @@ class RouterArtifact:
             center=arrays["neighbour_center"],
             basis=arrays["neighbour_basis"],
             vectors=arrays["neighbour_vectors"].astype(np.float32),
-            outcomes=arrays["neighbour_outcomes"].astype(np.float32),
+            outcomes=_decode_outcomes(arrays["neighbour_outcomes"]),
         )
         return cls(
             fold_weights=[folds[index] for index in sorted(folds)],
@@ -375,26 +390,72 @@ class RouterArtifact:
         )
 
 
+def _decode_outcomes(stored: np.ndarray) -> np.ndarray:
+    return np.where(stored == 2, np.nan, stored).astype(np.float32)
+
+
 # ----------------------------------------------------------------------------- training
 
 
 @dataclass(frozen=True)
 class TrainingExample:
+    """A labelled prompt. One label may be None: a human or judge score on a routed request
+    says only whether the tier that answered was right."""
+
     prompt: str
-    weak_correct: bool
-    strong_correct: bool
+    weak_correct: bool | None
+    strong_correct: bool | None
     embedding: np.ndarray | None = None
+
+    @property
+    def fully_labelled(self) -> bool:
+        return self.weak_correct is not None and self.strong_correct is not None
+
+
+def _optional_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
 
 
 def _as_example(item: Any) -> TrainingExample:
     get = item.get if isinstance(item, Mapping) else lambda name, default=None: getattr(item, name, default)
     embedding = get("embedding", None)
-    return TrainingExample(
+    example = TrainingExample(
         prompt=str(get("prompt")),
-        weak_correct=bool(get("weak_correct")),
-        strong_correct=bool(get("strong_correct")),
+        weak_correct=_optional_bool(get("weak_correct")),
+        strong_correct=_optional_bool(get("strong_correct")),
         embedding=None if embedding is None else np.asarray(embedding, dtype=np.float32),
     )
+    if example.weak_correct is None and example.strong_correct is None:
+        raise ValueError("a training example needs weak_correct or strong_correct")
+    return example
+
+
+def _outcome_matrix(items: Sequence[TrainingExample]) -> np.ndarray:
+    """(n, 2) weak and strong correctness as 0 / 1, NaN where unknown."""
+    return np.array(
+        [
+            [np.nan if value is None else float(value) for value in (item.weak_correct, item.strong_correct)]
+            for item in items
+        ],
+        dtype=np.float32,
+    )
+
+
+def consistent_outcomes(outcomes: np.ndarray) -> np.ndarray:
+    """(n, 4) mask of the joint outcomes (index 2 * strong + weak) that agree with the known labels.
+
+    A fully labelled row allows exactly one outcome; a row that knows only the weak label allows
+    the two with that weak bit. Training maximizes the probability of the allowed set (the
+    marginal likelihood of what was observed), so a partial label teaches the model exactly what
+    it says and nothing more.
+    """
+    mask = np.ones((len(outcomes), OUTCOMES), dtype=bool)
+    for index in range(OUTCOMES):
+        weak_bit, strong_bit = index % 2, index // 2
+        for column, bit in ((0, weak_bit), (1, strong_bit)):
+            label = outcomes[:, column]
+            mask[:, index] &= np.isnan(label) | (label == bit)
+    return mask
 
 
 def _embeddings_of(examples: Sequence[TrainingExample]) -> np.ndarray:
@@ -431,29 +492,34 @@ def train_router(examples: Iterable[Any], *, seed: int = 0, config: TrainConfig 
     config = config or TrainConfig()
     items = [_as_example(item) for item in examples]
     embeddings = _embeddings_of(items)
-    outcomes = np.array([[item.weak_correct, item.strong_correct] for item in items], dtype=np.float32)
+    outcomes = _outcome_matrix(items)
+    full = ~np.isnan(outcomes).any(axis=1)
+    if full.sum() < N_FOLDS or len(np.unique(outcomes[full, 0] - outcomes[full, 1])) < 2:
+        raise ValueError("need fully labelled prompts where the two models differ, to measure and set thresholds")
     index = NeighbourIndex.build(embeddings, outcomes)
     structure = np.stack([structure_features(item.prompt) for item in items])
     # Training rows see their neighbours without themselves, as a new prompt will.
     raw = _input_matrix(embeddings, structure, index.leave_one_out_features(), config)
     mean, scale = raw.mean(axis=0), raw.std(axis=0) + 1e-6
-    labels = (outcomes[:, 0] + 2 * outcomes[:, 1]).astype(np.int64)
-    fold_weights, out_of_fold = _cross_fit(((raw - mean) / scale).astype(np.float32), labels, config, seed)
-    weak, strong = outcomes[:, 0], outcomes[:, 1]
-    metrics = router_metrics(out_of_fold, weak, strong)
-    metadata = _metadata(len(items), seed, config, metrics, _tier_thresholds(out_of_fold, weak, strong))
-    return RouterArtifact(fold_weights, mean, scale, index, np.sort(out_of_fold).astype(np.float32), metadata)
+    allowed = consistent_outcomes(outcomes)
+    fold_weights, out_of_fold = _cross_fit(((raw - mean) / scale).astype(np.float32), allowed, config, seed)
+    # Metrics and thresholds need both labels: they are computed on the fully labelled rows.
+    scores, weak, strong = out_of_fold[full], outcomes[full, 0], outcomes[full, 1]
+    metrics = router_metrics(scores, weak, strong)
+    metadata = _metadata(len(items), seed, config, metrics, _tier_thresholds(scores, weak, strong))
+    metadata["n_partially_labelled"] = int((~full).sum())
+    return RouterArtifact(fold_weights, mean, scale, index, np.sort(scores).astype(np.float32), metadata)
 
 
 def _cross_fit(
-    features: np.ndarray, labels: np.ndarray, config: TrainConfig, seed: int
+    features: np.ndarray, allowed: np.ndarray, config: TrainConfig, seed: int
 ) -> tuple[list[dict[str, np.ndarray]], np.ndarray]:
     """One model per fold and the out-of-fold gain scores (honest scores for thresholds and metrics)."""
-    folds = _fold_ids(len(labels), seed)
-    fold_weights, out_of_fold = [], np.zeros(len(labels))
+    folds = _fold_ids(len(allowed), seed)
+    fold_weights, out_of_fold = [], np.zeros(len(allowed))
     for fold in range(N_FOLDS):
         held = folds == fold
-        state = _fit_one(features[~held], labels[~held], config, seed * 100 + fold)
+        state = _fit_one(features[~held], allowed[~held], config, seed * 100 + fold)
         out_of_fold[held] = gain_scores(_forward([state], features[held]))
         fold_weights.append(state)
     return fold_weights, out_of_fold
