@@ -12,6 +12,7 @@ from routing.complexity import TaskComplexity
 from routing.learned_router import (
     STRUCTURE_FEATURES,
     LearnedRouter,
+    LexicalIndex,
     NeighbourIndex,
     RouterArtifact,
     TrainConfig,
@@ -116,7 +117,7 @@ def test_the_artifact_round_trips_through_bytes_and_predicts_the_same_offline(tr
 def test_the_artifact_metadata_records_version_size_metrics_and_thresholds(trained) -> None:  # type: ignore[no-untyped-def]
     artifact, _, _ = trained
     metadata = RouterArtifact.from_bytes(artifact.to_bytes()).metadata
-    assert metadata["version"] == 1
+    assert metadata["version"] == 2
     assert metadata["n_examples"] == 300
     assert metadata["trained_at"].endswith("+00:00")
     # Half the prompts hold all the gain, so the best possible APGR here is about 0.75; random is 0.5.
@@ -129,6 +130,47 @@ def test_an_artifact_of_another_version_is_refused(trained) -> None:  # type: ig
     future = RouterArtifact(**{**artifact.__dict__, "metadata": {**artifact.metadata, "version": 99}})
     with pytest.raises(ValueError, match="version"):
         RouterArtifact.from_bytes(future.to_bytes())
+
+
+def test_a_version_1_artifact_without_lexical_neighbours_still_loads_and_scores() -> None:
+    hard, easy = _topic_rows(seed=5, count=40)
+    artifact = train_router(hard + easy, seed=0, config=TrainConfig(epochs=5, lexical_neighbours=False))
+    config = {key: value for key, value in artifact.metadata["config"].items() if key != "lexical_neighbours"}
+    old = RouterArtifact(**{**artifact.__dict__, "metadata": {**artifact.metadata, "version": 1, "config": config}})
+    router = LearnedRouter.from_artifact(old.to_bytes())
+    assert router.artifact.lexical is None and not router.config.lexical_neighbours
+    assert router.score(hard[0].prompt, hard[0].embedding) == pytest.approx(
+        LearnedRouter.from_artifact(artifact).score(hard[0].prompt, hard[0].embedding), abs=0.02
+    )
+
+
+def test_lexical_neighbours_are_the_training_prompts_that_share_rare_words() -> None:
+    prompts = [
+        "What is the capital of Burkina Faso?",
+        "Name the capital city of Burkina Faso.",
+        "What is the boiling point of water?",
+        "What is the capital of France?",
+    ]
+    outcomes = np.array([[0, 1], [0, 1], [1, 1], [1, 1]], dtype=np.float32)
+    index = LexicalIndex.build(prompts, outcomes, min_df=1)
+    similarities = index.similarities(["Which river flows through Burkina Faso?"])[0]
+    assert similarities.argmax() in (0, 1)
+    assert similarities[2] == 0.0  # no shared word
+    restored = RouterArtifact.from_bytes(_with_lexical(index).to_bytes()).lexical
+    assert restored is not None and restored.terms == index.terms
+    assert restored.similarities(["capital of Burkina Faso"]) == pytest.approx(
+        index.similarities(["capital of Burkina Faso"]), abs=1e-3
+    )
+
+
+def _with_lexical(lexical: LexicalIndex) -> RouterArtifact:
+    """A minimal artifact carrying `lexical`, to check its byte round trip."""
+    rng = np.random.default_rng(0)
+    neighbours = NeighbourIndex.build(
+        _cluster(rng, np.eye(DIMENSIONS, dtype=np.float32)[0], 4), lexical.outcomes, dims=2
+    )
+    metadata = {"version": 2, "config": {}, "thresholds": {}}
+    return RouterArtifact([], np.zeros(1), np.ones(1), neighbours, np.zeros(1), metadata, lexical)
 
 
 def test_it_trains_from_plain_dicts_too() -> None:
