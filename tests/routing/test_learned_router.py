@@ -12,9 +12,11 @@ from routing.complexity import TaskComplexity
 from routing.learned_router import (
     STRUCTURE_FEATURES,
     LearnedRouter,
+    LexicalIndex,
     NeighbourIndex,
     RouterArtifact,
     TrainConfig,
+    consistent_outcomes,
     structure_features,
     train_router,
 )
@@ -23,8 +25,8 @@ DIMENSIONS = 384
 FAST = TrainConfig(epochs=25)
 
 
-def _cluster(rng: np.random.Generator, center: np.ndarray, count: int) -> np.ndarray:
-    vectors = center + 0.35 * rng.standard_normal((count, DIMENSIONS))
+def _cluster(rng: np.random.Generator, center: np.ndarray, count: int, spread: float = 0.35) -> np.ndarray:
+    vectors = center + spread * rng.standard_normal((count, DIMENSIONS))
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -115,7 +117,7 @@ def test_the_artifact_round_trips_through_bytes_and_predicts_the_same_offline(tr
 def test_the_artifact_metadata_records_version_size_metrics_and_thresholds(trained) -> None:  # type: ignore[no-untyped-def]
     artifact, _, _ = trained
     metadata = RouterArtifact.from_bytes(artifact.to_bytes()).metadata
-    assert metadata["version"] == 1
+    assert metadata["version"] == 2
     assert metadata["n_examples"] == 300
     assert metadata["trained_at"].endswith("+00:00")
     # Half the prompts hold all the gain, so the best possible APGR here is about 0.75; random is 0.5.
@@ -128,6 +130,47 @@ def test_an_artifact_of_another_version_is_refused(trained) -> None:  # type: ig
     future = RouterArtifact(**{**artifact.__dict__, "metadata": {**artifact.metadata, "version": 99}})
     with pytest.raises(ValueError, match="version"):
         RouterArtifact.from_bytes(future.to_bytes())
+
+
+def test_a_version_1_artifact_without_lexical_neighbours_still_loads_and_scores() -> None:
+    hard, easy = _topic_rows(seed=5, count=40)
+    artifact = train_router(hard + easy, seed=0, config=TrainConfig(epochs=5, lexical_neighbours=False))
+    config = {key: value for key, value in artifact.metadata["config"].items() if key != "lexical_neighbours"}
+    old = RouterArtifact(**{**artifact.__dict__, "metadata": {**artifact.metadata, "version": 1, "config": config}})
+    router = LearnedRouter.from_artifact(old.to_bytes())
+    assert router.artifact.lexical is None and not router.config.lexical_neighbours
+    assert router.score(hard[0].prompt, hard[0].embedding) == pytest.approx(
+        LearnedRouter.from_artifact(artifact).score(hard[0].prompt, hard[0].embedding), abs=0.02
+    )
+
+
+def test_lexical_neighbours_are_the_training_prompts_that_share_rare_words() -> None:
+    prompts = [
+        "What is the capital of Burkina Faso?",
+        "Name the capital city of Burkina Faso.",
+        "What is the boiling point of water?",
+        "What is the capital of France?",
+    ]
+    outcomes = np.array([[0, 1], [0, 1], [1, 1], [1, 1]], dtype=np.float32)
+    index = LexicalIndex.build(prompts, outcomes, min_df=1)
+    similarities = index.similarities(["Which river flows through Burkina Faso?"])[0]
+    assert similarities.argmax() in (0, 1)
+    assert similarities[2] == 0.0  # no shared word
+    restored = RouterArtifact.from_bytes(_with_lexical(index).to_bytes()).lexical
+    assert restored is not None and restored.terms == index.terms
+    assert restored.similarities(["capital of Burkina Faso"]) == pytest.approx(
+        index.similarities(["capital of Burkina Faso"]), abs=1e-3
+    )
+
+
+def _with_lexical(lexical: LexicalIndex) -> RouterArtifact:
+    """A minimal artifact carrying `lexical`, to check its byte round trip."""
+    rng = np.random.default_rng(0)
+    neighbours = NeighbourIndex.build(
+        _cluster(rng, np.eye(DIMENSIONS, dtype=np.float32)[0], 4), lexical.outcomes, dims=2
+    )
+    metadata = {"version": 2, "config": {}, "thresholds": {}}
+    return RouterArtifact([], np.zeros(1), np.ones(1), neighbours, np.zeros(1), metadata, lexical)
 
 
 def test_it_trains_from_plain_dicts_too() -> None:
@@ -159,3 +202,65 @@ def test_structure_features_read_answer_options_and_negations() -> None:
     plain = dict(zip(names, structure_features("Tell me a joke"), strict=True))
     assert plain["has_options"] == 0.0
     assert plain["negation"] == 0.0
+
+
+def test_the_allowed_outcomes_of_a_row_follow_its_known_labels() -> None:
+    outcomes = np.array([[1, 0], [np.nan, 1], [0, np.nan]], dtype=np.float32)
+    # Outcome index = 2 * strong_correct + weak_correct: neither, only weak, only strong, both.
+    assert consistent_outcomes(outcomes).tolist() == [
+        [False, True, False, False],
+        [False, False, True, True],
+        [True, False, True, False],
+    ]
+
+
+def _one_label_rows(rng: np.random.Generator, center: np.ndarray, weak_correct: bool, count: int) -> list[Row]:
+    """Prompts of one wording (so only their neighbours tell them apart) scored for the weak tier only."""
+    prompt = "Summarize the attached quarterly report in three bullet points."
+    vectors = _cluster(rng, center, count, spread=0.02)  # a tight topic: its neighbours are its own
+    return [Row(prompt, weak_correct, None, vector) for vector in vectors]  # type: ignore[arg-type]
+
+
+def test_rows_labelled_for_one_tier_only_teach_the_router_what_they_say() -> None:
+    hard, easy = _topic_rows(seed=3, count=100)
+    rng = np.random.default_rng(3)
+    centers = np.eye(DIMENSIONS, dtype=np.float32)
+    # The weak model was scored on two new topics: it failed every prompt of one, passed the other.
+    failing, passing = _one_label_rows(rng, centers[2], False, 60), _one_label_rows(rng, centers[3], True, 60)
+    artifact = train_router(hard + easy + failing + passing, seed=0, config=FAST)
+    assert artifact.metadata["n_examples"] == 320
+    assert artifact.metadata["n_partially_labelled"] == 120
+    router = LearnedRouter.from_artifact(artifact.to_bytes())
+    new_failing = _one_label_rows(rng, centers[2], False, 10)
+    new_passing = _one_label_rows(rng, centers[3], True, 10)
+    assert min(router.score(row.prompt, row.embedding) for row in new_failing) > max(
+        router.score(row.prompt, row.embedding) for row in new_passing
+    )
+
+
+def test_a_row_without_any_label_is_refused() -> None:
+    hard, easy = _topic_rows(seed=4, count=30)
+    unlabelled = {"prompt": "hello", "weak_correct": None, "strong_correct": None, "embedding": hard[0].embedding}
+    with pytest.raises(ValueError, match="weak_correct or strong_correct"):
+        train_router([*hard, *easy, unlabelled], seed=0, config=TrainConfig(epochs=1))
+
+
+@pytest.mark.django_db
+def test_train_router_includes_stored_rows_labelled_for_one_tier() -> None:
+    from django.core.management import call_command
+
+    from routing.models import RouterModel
+    from routing.services import training_example_add
+
+    for n in range(40):
+        training_example_add(prompt=f"Prove that {n} squared plus {n} is even.", weak_correct=n % 5 == 0,
+                             strong_correct=True, source="dataset")  # fmt: skip
+        training_example_add(prompt=f"What colour is a ripe banana number {n}?", weak_correct=True,
+                             strong_correct=n % 7 != 0, source="dataset")  # fmt: skip
+    for n in range(15):  # human scores of routed answers: only the tier that answered is labelled
+        training_example_add(prompt=f"Design a sharded queue for {n} regions.", weak_correct=False,
+                             strong_correct=None, source="human")  # fmt: skip
+    call_command("train_router", "--no-activate")
+    model = RouterModel.objects.get()
+    assert model.metadata["n_examples"] == 95
+    assert model.metadata["n_partially_labelled"] == 15

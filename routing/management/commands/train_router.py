@@ -50,21 +50,26 @@ class Command(BaseCommand):
                 raise CommandError(f"no such file: {opts['data']}")
             rows += read_rows(opts["data"], opts["limit"])
         if not opts["no_stored"]:
+            # Rows that label only one tier (a score on a routed request) are included: the
+            # trainer's loss counts only the label that is known.
             rows += [
                 {"prompt": r.prompt, "weak_correct": r.weak_correct, "strong_correct": r.strong_correct}
                 for r in training_examples()
-                # Rows that label only one tier (a score on a routed request) need masked
-                # training; until the trainer supports it they are kept but not used.
-                if r.weak_correct is not None and r.strong_correct is not None
             ]
         if len(rows) < 50:
             raise CommandError(f"{len(rows)} labelled prompts: need at least 50 to train")
-        self.stdout.write(f"training on {len(rows)} prompts (embedding them first; about 20 ms each)...")
-        artifact = train_router(rows, seed=opts["seed"])
+        partial = sum(1 for row in rows if row["weak_correct"] is None or row["strong_correct"] is None)
+        self.stdout.write(
+            f"training on {len(rows)} prompts ({partial} labelled for one tier only); embedding them first..."
+        )
+        try:
+            artifact = train_router(rows, seed=opts["seed"])
+        except ValueError as error:
+            raise CommandError(str(error)) from error
         saved = router_model_save(
             artifact=artifact.to_bytes(), metadata=artifact.metadata, activate=not opts["no_activate"]
         )
         self.stdout.write(
             f"saved router v{saved.version}{' (active)' if saved.active else ''}: "
-            f"{json.dumps(artifact.metadata.get('metrics', {}))[:300]}"
+            f"out-of-fold {json.dumps(artifact.metadata['train_metrics']['out_of_fold'])}"
         )
