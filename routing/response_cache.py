@@ -126,7 +126,10 @@ class LocalLRU:
         if expires < time.time():
             self._data.pop((namespace, key), None)
             return None
-        self._data.move_to_end((namespace, key))
+        try:
+            self._data.move_to_end((namespace, key))
+        except KeyError:  # dropped by another thread since the read: the hit is still the answer we had
+            pass
         return hit
 
     def put(self, namespace: str, key: str, expires_at: float, hit: CacheHit) -> None:
@@ -136,8 +139,11 @@ class LocalLRU:
             while len(self._data) > self.size:
                 self._data.popitem(last=False)
 
-    def drop(self, namespace: str | None = None, entry_id: int | None = None) -> None:
+    def drop(self, namespace: str | None = None, entry_id: int | None = None, key: str | None = None) -> None:
         with self._lock:
+            if namespace is not None and key is not None:
+                self._data.pop((namespace, key), None)
+                return
             for k in [
                 k
                 for k, (_, hit) in self._data.items()
@@ -162,7 +168,7 @@ class LocalLRU:
                 pubsub.subscribe(_channel())
                 for message in pubsub.listen():
                     data = json.loads(message["data"])
-                    self.drop(data.get("namespace"), data.get("entry_id"))
+                    self.drop(data.get("namespace"), data.get("entry_id"), data.get("key"))
             except Exception:
                 log.warning("cache invalidation listener lost Redis; retrying", exc_info=True)
                 self.drop()  # we may have missed purges: forget everything local
@@ -176,10 +182,11 @@ def _channel() -> str:
 local = LocalLRU()
 
 
-def _publish_invalidation(namespace: str | None, entry_id: int | None) -> None:
-    local.drop(namespace, entry_id)
+def _publish_invalidation(namespace: str | None, entry_id: int | None, key: str | None = None) -> None:
+    local.drop(namespace, entry_id, key)
     try:
-        _redis().publish(_channel(), json.dumps({"namespace": namespace, "entry_id": entry_id}))
+        message = {"namespace": namespace, "entry_id": entry_id, "key": key}
+        _redis().publish(_channel(), json.dumps(message))
     except Exception:
         log.warning("could not broadcast a cache invalidation", exc_info=True)
 
@@ -351,7 +358,7 @@ def store(
     size = len(json.dumps(response)) + len(text)
     expires = timezone.now() + timedelta(seconds=ttl_s or policy.ttl_s)
     with transaction.atomic():
-        entry, _ = CacheEntry.objects.update_or_create(
+        entry, created = CacheEntry.objects.update_or_create(
             namespace=policy.namespace,
             key_hash=key,
             defaults={
@@ -371,6 +378,11 @@ def store(
             },
         )
         evict(policy)
+        if not created:
+            # A refresh (Cache-Control: no-cache) overwrote an answer that this and other processes
+            # may hold in memory: forget it here now, and everywhere once the new row is visible.
+            local.drop(policy.namespace, key=key)
+            transaction.on_commit(lambda: _publish_invalidation(policy.namespace, None, key))
     _matrices.pop(policy.namespace, None)
     return entry
 

@@ -160,3 +160,24 @@ sys.exit(1)
     time.sleep(0.5)  # its listener subscribes
     rc.purge(namespace=policy.namespace)
     assert proc.wait(timeout=30) == 0
+
+
+def test_a_refresh_replaces_the_answer_in_memory_and_tells_other_processes(
+    django_capture_on_commit_callbacks,  # type: ignore[no-untyped-def]
+) -> None:
+    import json
+
+    policy = rc.Policy(namespace=f"refresh-{time.time_ns()}")
+    entry = store(policy)
+    assert rc.lookup_exact(policy.namespace, entry.key_hash).response["content"].startswith("Upload")  # in the LRU
+    pubsub = rc._redis().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(rc._channel())
+    try:
+        pubsub.get_message(timeout=1.0)  # the subscription confirmation
+        with django_capture_on_commit_callbacks(execute=True):
+            store(policy, response={**ANSWER, "content": "Renew it with certbot."})
+        assert rc.lookup_exact(policy.namespace, entry.key_hash).response["content"] == "Renew it with certbot."
+        message = pubsub.get_message(timeout=2.0)
+    finally:
+        pubsub.close()
+    assert message is not None and json.loads(message["data"])["namespace"] == policy.namespace
