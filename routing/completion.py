@@ -114,20 +114,22 @@ def _cache_check(req: CompletionRequest) -> _CacheCheck:
     if req.cache_control == "no-store" or not rc.cacheable(req.params(), mode):
         return _CacheCheck("bypass")
     key = rc.cache_key(req.namespace, req.messages, req.model, req.params())
-    if req.cache_control == "no-cache":
-        return _CacheCheck("miss", key=key, policy=policy, store=True)
-    hit = rc.lookup_exact(req.namespace, key)
-    if hit is not None:
-        return _CacheCheck("hit", hit=hit, key=key, policy=policy)
+    refresh = req.cache_control == "no-cache"
+    if not refresh:
+        hit = rc.lookup_exact(req.namespace, key)
+        if hit is not None:
+            return _CacheCheck("hit", hit=hit, key=key, policy=policy)
     embedding, similarity = None, None
     if policy.semantic:
         from routing.cache_verify import conversation_text
         from routing.embeddings import embed
 
+        # A refresh embeds too: the answer it stores must stay findable by meaning.
         embedding = embed(conversation_text(req.messages))
-        hit, similarity = rc.lookup_semantic(req.namespace, req.messages, embedding, policy.similarity_threshold)
-        if hit is not None:
-            return _CacheCheck("semantic-hit", hit=hit, key=key, policy=policy, similarity=hit.similarity)
+        if not refresh:
+            hit, similarity = rc.lookup_semantic(req.namespace, req.messages, embedding, policy.similarity_threshold)
+            if hit is not None:
+                return _CacheCheck("semantic-hit", hit=hit, key=key, policy=policy, similarity=hit.similarity)
     return _CacheCheck("miss", key=key, policy=policy, embedding=embedding, similarity=similarity, store=True)
 
 

@@ -358,14 +358,17 @@ def store(
     size = len(json.dumps(response)) + len(text)
     expires = timezone.now() + timedelta(seconds=ttl_s or policy.ttl_s)
     with transaction.atomic():
+        defaults: dict[str, Any] = {} if embedding is None else {"embedding": embedding.tolist()}
+        # Without an embedding at hand (semantic lookups off), an overwrite keeps the row's own: the
+        # same messages embed the same way, and a NULL would hide the entry from semantic lookups.
         entry, created = CacheEntry.objects.update_or_create(
             namespace=policy.namespace,
             key_hash=key,
             defaults={
+                **defaults,
                 "messages": messages,
                 "params": params,
                 "prompt_text": text,
-                "embedding": embedding.tolist() if embedding is not None else None,
                 "response": response,
                 "model": model,
                 "cost_usd": cost_usd,

@@ -181,3 +181,21 @@ def test_a_refresh_replaces_the_answer_in_memory_and_tells_other_processes(
     finally:
         pubsub.close()
     assert message is not None and json.loads(message["data"])["namespace"] == policy.namespace
+
+
+def test_a_refresh_keeps_the_entry_findable_by_meaning() -> None:
+    """Cache-Control: no-cache skips the lookup but must not store the answer without its embedding."""
+    from routing.completion import CompletionRequest, _cache_check
+
+    policy = rc.Policy(namespace="refresh-sem", similarity_threshold=0.9)
+    vec = unit(3)
+    entry = store(policy, embedding=vec)
+    store(policy, embedding=None)  # a store that has no embedding at hand keeps the one it had
+    entry.refresh_from_db()
+    assert entry.embedding is not None
+    hit, _ = rc.lookup_semantic(policy.namespace, MSG, vec, policy.similarity_threshold)
+    assert hit is not None
+
+    req = CompletionRequest(messages=MSG, temperature=0, namespace="refresh-sem", cache_control="no-cache")
+    check = _cache_check(req)
+    assert check.result == "miss" and check.store and check.embedding is not None  # embedded for the store
