@@ -285,7 +285,8 @@ def lookup_semantic(
         best = similarity if best is None else max(best, similarity)
         if similarity < threshold:
             break
-        entry = CacheEntry.objects.filter(pk=entry_id).first()
+        # The in-process matrix may hold rows that expired (or were evicted) since it was loaded.
+        entry = CacheEntry.objects.filter(pk=entry_id, expires_at__gt=timezone.now()).first()
         if entry is not None and verify_semantic_match(messages, entry.messages).ok:
             return _hit_from(entry, "semantic-hit", similarity), best
     return None, best

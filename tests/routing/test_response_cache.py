@@ -199,3 +199,20 @@ def test_a_refresh_keeps_the_entry_findable_by_meaning() -> None:
     req = CompletionRequest(messages=MSG, temperature=0, namespace="refresh-sem", cache_control="no-cache")
     check = _cache_check(req)
     assert check.result == "miss" and check.store and check.embedding is not None  # embedded for the store
+
+
+@pytest.fixture
+def in_process_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Search vectors in process (numpy), as on a Postgres without pgvector."""
+    monkeypatch.setattr(rc, "_mode", "in-process")
+
+
+def test_in_process_search_never_serves_an_expired_entry(in_process_search: None) -> None:
+    policy = rc.Policy(namespace="inproc-expiry", similarity_threshold=0.9)
+    vec = unit(4)
+    entry = store(policy, embedding=vec)
+    hit, _ = rc.lookup_semantic(policy.namespace, MSG, vec, policy.similarity_threshold)
+    assert hit is not None  # the namespace's vectors are now in memory
+    CacheEntry.objects.filter(pk=entry.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    hit, _ = rc.lookup_semantic(policy.namespace, MSG, vec, policy.similarity_threshold)
+    assert hit is None
