@@ -27,6 +27,7 @@ from observability import get_observability
 from observability.pricing import cost_of, prices
 from routing import catalog, decisions
 from routing.catalog import Endpoint
+from routing.chat_schema import PASS_THROUGH
 from routing.providers.base import (
     ChatRequest,
     ChatResponse,
@@ -62,15 +63,24 @@ class CompletionRequest:
     cache_mode: str | None = None  # deterministic | all | off; None: the namespace's policy
     cache_control: str = ""  # "no-cache" (refresh: don't read, do store) | "no-store" (bypass)
     cache_ttl_s: int | None = None  # this answer's time to live; None: the namespace's TTL
+    # Further OpenAI parameters (routing.chat_schema.ANSWER_EXTRAS and PASS_THROUGH), sent upstream.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def params(self) -> dict[str, Any]:
-        return {
+        """Everything besides the messages and the model that changes the answer (the cache keys
+        on it): sampling, further parameters, and the routing constraints (they pick the model)."""
+        out: dict[str, Any] = {
             "temperature": self.temperature,
             "top_p": self.top_p,
             "max_tokens": self.max_tokens,
             "stop": self.stop,
             "seed": self.seed,
         }
+        out.update((k, v) for k, v in self.extra.items() if k not in PASS_THROUGH)
+        constraints = self.constraints.as_dict()
+        if constraints:
+            out["aios_constraints"] = constraints
+        return out
 
 
 @dataclass
@@ -215,12 +225,12 @@ def plan(req: CompletionRequest) -> tuple[Decision, dict[str, catalog.Credential
     """Route (or resolve the named model) and fetch credentials; sync, runs in a thread."""
     text = prompt_text(req.messages)
     if req.model in ("", "auto"):
-        decision = router.route(text, req.constraints, max_output_tokens=req.max_tokens)
+        decision = router.route(text, req.constraints, max_output_tokens=req.max_tokens, params=req.extra)
     else:
         endpoint = catalog.find(req.model)
         if endpoint is None:
             raise UnknownModel(f"unknown model {req.model!r}; GET /v1/models lists them, or use 'auto'")
-        decision = router.explicit(text, endpoint, max_output_tokens=req.max_tokens)
+        decision = router.explicit(text, endpoint, max_output_tokens=req.max_tokens, params=req.extra)
     return decision, catalog.credentials.get()
 
 
@@ -250,6 +260,7 @@ def _chat_request(req: CompletionRequest, endpoint: Endpoint, stream: bool) -> C
         seed=req.seed,
         stream=stream,
         timeout_s=req.timeout_s,
+        extra=req.extra,
     )
 
 

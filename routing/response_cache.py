@@ -37,7 +37,7 @@ from routing.models import CacheEntry, CacheMode, CachePolicy
 log = logging.getLogger(__name__)
 
 LRU_SIZE = 10_000
-ANSWER_PARAMS = ("temperature", "top_p", "max_tokens", "stop", "seed")
+_FLOAT_PARAMS = frozenset({"temperature", "top_p", "frequency_penalty", "presence_penalty"})
 
 
 @dataclass(frozen=True)
@@ -93,16 +93,14 @@ def cacheable(params: dict[str, Any], mode: str) -> bool:
 
 
 def cache_key(namespace: str, messages: list[dict[str, Any]], model: str, params: dict[str, Any]) -> str:
+    """`params`: everything besides messages and model that changes the answer (CompletionRequest.params)."""
     normalized = {
         "ns": namespace,
         "model": model or "auto",
-        "messages": [{"role": m.get("role"), "content": m.get("content")} for m in messages],
+        # Every field of every message (name, tool_calls, tool_call_id...): an unset one is absent.
+        "messages": [{k: v for k, v in m.items() if v is not None} for m in messages],
         # 0 and 0.0 are the same temperature
-        "params": {
-            k: float(v) if k in ("temperature", "top_p") else v
-            for k in ANSWER_PARAMS
-            if (v := params.get(k)) is not None
-        },
+        "params": {k: float(v) if k in _FLOAT_PARAMS else v for k, v in params.items() if v is not None},
     }
     blob = json.dumps(normalized, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()

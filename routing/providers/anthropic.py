@@ -75,6 +75,8 @@ def anthropic_finish(raw: Any) -> FinishReason:
 
 class AnthropicProvider(HttpProvider):
     name = "anthropic"
+    # No penalties, logit bias or response format in the Messages API; `user` becomes metadata.user_id.
+    supported_extra = frozenset({"user"})
 
     def __init__(self, *, api_key: str | None, base_url: str = ANTHROPIC_BASE_URL) -> None:
         super().__init__(base_url=base_url, api_key=api_key)
@@ -102,6 +104,9 @@ class AnthropicProvider(HttpProvider):
         # No `seed` in the Messages API: it is dropped rather than failing the request.
         optional = (("temperature", req.temperature), ("top_p", req.top_p), ("stop_sequences", req.stop_list()))
         body.update((key, value) for key, value in optional if value is not None)
+        self.check_extra(req)
+        if req.extra.get("user"):
+            body["metadata"] = {"user_id": req.extra["user"]}
         if stream:
             body["stream"] = True
         return body

@@ -57,6 +57,10 @@ class ChatRequest:
     seed: int | None = None
     stream: bool = False
     timeout_s: float = DEFAULT_TIMEOUT_S
+    # Further OpenAI parameters in OpenAI's names and shapes (frequency_penalty, presence_penalty,
+    # logit_bias, response_format, user). Callers route only to providers that honour them
+    # (registry.unsupported_params); a provider that gets one it cannot honour raises bad_request.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def stop_list(self) -> list[str] | None:
         if self.stop is None or isinstance(self.stop, list):
@@ -319,6 +323,19 @@ class HttpProvider:
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
+
+    supported_extra: frozenset[str] = frozenset()
+
+    @classmethod
+    def unsupported(cls, extra: Mapping[str, Any]) -> list[str]:
+        """The parameters of `ChatRequest.extra` this provider cannot honour (the router avoids it)."""
+        return [name for name in extra if name not in cls.supported_extra]
+
+    def check_extra(self, req: ChatRequest) -> None:
+        """Refuse what we cannot honour rather than drop it: a dropped parameter changes the answer."""
+        unsupported = self.unsupported(req.extra)
+        if unsupported:
+            raise self.error("bad_request", f"{unsupported[0]} is not supported by {self.name}")
 
     def error(self, kind: ErrorKind, message: str, **extra: Any) -> ProviderError:
         return ProviderError(redact(message, self._api_key), provider=self.name, kind=kind, **extra)

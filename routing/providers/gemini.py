@@ -6,7 +6,7 @@ Wire format: https://ai.google.dev/api/generate-content
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -80,6 +80,9 @@ def _candidate_text(candidate: dict[str, Any]) -> str:
 
 class GeminiProvider(HttpProvider):
     name = "gemini"
+    # Penalties map to generationConfig; a JSON response to responseMimeType. No logit bias; `user`
+    # has no equivalent and does not change the answer, so it is accepted and not sent.
+    supported_extra = frozenset({"frequency_penalty", "presence_penalty", "response_format", "user"})
 
     def __init__(self, *, api_key: str | None, base_url: str = GEMINI_BASE_URL) -> None:
         super().__init__(base_url=base_url, api_key=api_key)
@@ -114,9 +117,29 @@ class GeminiProvider(HttpProvider):
             ("seed", req.seed),
         )
         config = {key: value for key, value in optional if value is not None}
+        config.update(self._extra_config(req))
         if config:
             body["generationConfig"] = config
         return body
+
+    def _extra_config(self, req: ChatRequest) -> dict[str, Any]:
+        self.check_extra(req)
+        extra = req.extra
+        config: dict[str, Any] = {}
+        if extra.get("frequency_penalty") is not None:
+            config["frequencyPenalty"] = extra["frequency_penalty"]
+        if extra.get("presence_penalty") is not None:
+            config["presencePenalty"] = extra["presence_penalty"]
+        if (extra.get("response_format") or {}).get("type") == "json_object":
+            config["responseMimeType"] = "application/json"
+        return config
+
+    @classmethod
+    def unsupported(cls, extra: Mapping[str, Any]) -> list[str]:
+        out = super().unsupported(extra)
+        if (extra.get("response_format") or {}).get("type") == "json_schema":
+            out.append("response_format")  # json_object only: Gemini's schema dialect is not OpenAI's
+        return out
 
     def _describe_error(self, status: int, payload: Any) -> ErrorDetail:
         # {"error": {"code": 429, "message": "...", "status": "RESOURCE_EXHAUSTED", "details": [...]}}

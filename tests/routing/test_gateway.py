@@ -56,6 +56,17 @@ def wait_for_spans(trace_hex: str, n: int) -> list[Span]:
     return list(Span.objects.filter(trace_id=uuid.UUID(trace_hex)))
 
 
+def wait_for_decision(trace_hex: str) -> RoutingDecision:
+    """Decisions are written in batches off the request path, like spans."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while (decision := RoutingDecision.objects.filter(trace_id=uuid.UUID(trace_hex)).first()) is None:
+        assert time.monotonic() < deadline, "the decision was never written"
+        time.sleep(0.2)
+    return decision
+
+
 def test_auto_routes_answers_and_traces_the_call(client: openai.OpenAI) -> None:
     raw = client.chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": "Design a rollout plan and explain each step."}]
@@ -225,3 +236,21 @@ def test_the_cache_page_and_its_live_data_need_a_role() -> None:
     assert viewer.get("/cache/").status_code == 200
     data = viewer.get("/cache/stats.json").json()
     assert set(data) >= {"summary", "by_namespace", "series", "vector_search"}
+
+
+def test_routing_constraints_travel_through_the_gateway(client: openai.OpenAI) -> None:
+    prompt = [{"role": "user", "content": "Design a rollout plan and explain each step."}]
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=prompt, extra_body={"aios_constraints": {"max_latency_ms": 700}}
+    )
+    assert raw.headers["x-aios-model"] == "sim/medium"  # sim/complex typically takes 1,500 ms
+    decision = wait_for_decision(raw.headers["x-aios-trace-id"])
+    assert decision.constraints == {"max_latency_ms": 700} and decision.complexity == "complex"
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(
+            model="auto", messages=prompt, extra_body={"aios_constraints": {"max_cost_usd": "abc"}}
+        )
+    assert bad.value.body["param"] == "aios_constraints.max_cost_usd"
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="auto", messages=prompt, logprobs=True)
+    assert refused.value.body["param"] == "logprobs"

@@ -254,6 +254,43 @@ def test_the_sync_wrapper_completes_from_plain_code(server: ProviderServer) -> N
     assert response.content == ANSWER
 
 
+def test_further_openai_parameters_reach_an_openai_compatible_server_as_sent(server: ProviderServer) -> None:
+    server.enqueue(fixture_response("openai_compatible_success"))
+    extra = {"frequency_penalty": 0.5, "presence_penalty": -0.5, "logit_bias": {"50256": -100},
+             "response_format": {"type": "json_object"}, "user": "end-user-7"}  # fmt: skip
+    messages = [{"role": "user", "content": "hi", "name": "ops"}]
+    run(CASES[1].provider(server).complete(ChatRequest(model="m", messages=messages, extra=extra)))
+
+    body = server.last.json
+    assert {k: body[k] for k in extra} == extra
+    assert body["messages"] == messages  # every message field goes upstream
+
+
+def test_gemini_maps_penalties_and_json_output_and_refuses_logit_bias(server: ProviderServer) -> None:
+    server.enqueue(fixture_response("gemini_success"))
+    extra = {"frequency_penalty": 0.5, "presence_penalty": 0.25, "response_format": {"type": "json_object"}}
+    run(CASES[3].provider(server).complete(ChatRequest(model="gemini-2.5-flash", messages=MESSAGES, extra=extra)))
+
+    config = server.last.json["generationConfig"]
+    assert (config["frequencyPenalty"], config["presencePenalty"]) == (0.5, 0.25)
+    assert config["responseMimeType"] == "application/json"
+    refused = raised(CASES[3].provider(server).complete(
+        ChatRequest(model="gemini-2.5-flash", messages=MESSAGES, extra={"logit_bias": {"1": 5}})))  # fmt: skip
+    assert refused.kind == "bad_request" and "logit_bias" in str(refused)
+
+
+def test_anthropic_refuses_what_the_messages_api_cannot_do_instead_of_dropping_it(server: ProviderServer) -> None:
+    for extra in ({"frequency_penalty": 0.5}, {"response_format": {"type": "json_object"}}):
+        error = raised(CASES[2].provider(server).complete(
+            ChatRequest(model="claude-sonnet-4-5", messages=MESSAGES, extra=extra)))  # fmt: skip
+        assert error.kind == "bad_request" and next(iter(extra)) in str(error)
+    assert server.requests == []  # refused before sending anything
+    server.enqueue(fixture_response("anthropic_success"))
+    run(CASES[2].provider(server).complete(
+        ChatRequest(model="claude-sonnet-4-5", messages=MESSAGES, extra={"user": "end-user-7"})))  # fmt: skip
+    assert server.last.json["metadata"] == {"user_id": "end-user-7"}
+
+
 # --- Streaming -----------------------------------------------------------------------------
 
 

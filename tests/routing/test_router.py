@@ -70,6 +70,29 @@ def test_impossible_constraints_raise_and_name_why() -> None:
         ModelRouter().route(SIMPLE, Constraints(min_context_tokens=10_000_000))
 
 
+def test_models_that_cannot_honour_a_request_parameter_are_not_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    from routing.router import UnsupportedParameter
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-real")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+    catalog.endpoints.invalidate()
+    router = ModelRouter()
+    assert router.route(COMPLEX).chosen.provider == "anthropic"
+    decision = router.route(COMPLEX, params={"frequency_penalty": 0.5})  # Anthropic has no penalties
+    assert decision.chosen.model_id == "openai/gpt-4o"
+    assert all(e.provider != "anthropic" for e in decision.alternatives)
+    claude = catalog.find("anthropic/claude-3-5-sonnet-20241022")
+    with pytest.raises(UnsupportedParameter) as info:
+        router.explicit(COMPLEX, claude, params={"response_format": {"type": "json_object"}})
+    assert info.value.param == "response_format"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    catalog.endpoints.invalidate()
+    ModelEndpoint.objects.exclude(provider="anthropic").update(enabled=False)
+    catalog.endpoints.invalidate()
+    with pytest.raises(UnsupportedParameter, match="logit_bias"):
+        router.route(COMPLEX, params={"logit_bias": {"1": 5}})
+
+
 def test_alternatives_are_the_fallback_order_stronger_tiers_first() -> None:
     decision = ModelRouter().route(SIMPLE)
     assert [e.model_id for e in decision.alternatives] == ["sim/medium", "sim/complex"]
