@@ -108,6 +108,7 @@ class _CacheCheck:
     result: str  # hit | semantic-hit | miss | bypass
     hit: Any = None
     key: str = ""
+    variant: str = ""
     policy: Any = None
     embedding: Any = None
     similarity: float | None = None
@@ -123,7 +124,9 @@ def _cache_check(req: CompletionRequest) -> _CacheCheck:
     mode = req.cache_mode or policy.mode
     if req.cache_control == "no-store" or not rc.cacheable(req.params(), mode):
         return _CacheCheck("bypass")
-    key = rc.cache_key(req.namespace, req.messages, req.model, req.params())
+    params = req.params()
+    key = rc.cache_key(req.namespace, req.messages, req.model, params)
+    variant = rc.cache_variant(req.model, params)
     refresh = req.cache_control == "no-cache"
     if not refresh:
         hit = rc.lookup_exact(req.namespace, key)
@@ -137,10 +140,13 @@ def _cache_check(req: CompletionRequest) -> _CacheCheck:
         # A refresh embeds too: the answer it stores must stay findable by meaning.
         embedding = embed(conversation_text(req.messages))
         if not refresh:
-            hit, similarity = rc.lookup_semantic(req.namespace, req.messages, embedding, policy.similarity_threshold)
+            threshold = policy.similarity_threshold
+            hit, similarity = rc.lookup_semantic(req.namespace, variant, req.messages, embedding, threshold)
             if hit is not None:
                 return _CacheCheck("semantic-hit", hit=hit, key=key, policy=policy, similarity=hit.similarity)
-    return _CacheCheck("miss", key=key, policy=policy, embedding=embedding, similarity=similarity, store=True)
+    return _CacheCheck(
+        "miss", key=key, variant=variant, policy=policy, embedding=embedding, similarity=similarity, store=True
+    )
 
 
 async def _check_cache(req: CompletionRequest) -> _CacheCheck:
@@ -196,6 +202,7 @@ def _store(check: _CacheCheck, req: CompletionRequest, result: CompletionResult)
         cost_usd=result.cost_usd,
         latency_ms=r.latency_ms,
         ttl_s=req.cache_ttl_s,
+        variant=check.variant,
     )
 
 
