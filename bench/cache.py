@@ -163,7 +163,9 @@ def semantic(entries: int, queries: int) -> dict[str, float]:
     from routing.embeddings import embed, embed_many
     from routing.models import CacheEntry
 
-    pairs = json.loads((ROOT.parent / "shared" / "data" / "cache" / "gptcache_paraphrase_pairs.json").read_text())
+    from routing.cache_quality import PARAPHRASE_PATH
+
+    pairs = json.loads(PARAPHRASE_PATH.read_text())
     pairs = pairs[:queries]
     ns, variant = "bench-semantic", rc.cache_variant("auto", {"temperature": 0})
     CacheEntry.objects.filter(namespace=ns).delete()

@@ -39,7 +39,20 @@ import numpy as np
 from routing.cache_verify import DEFAULT_SIMILARITY_THRESHOLD, Message, conversation_text, verify_semantic_match
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_data_dir() -> Path:
+    """`../shared/data` of the checkout, or of the directory holding it (git worktrees live one
+    level deeper); AIOS_SHARED_DATA overrides."""
+    if os.environ.get("AIOS_SHARED_DATA"):
+        return Path(os.environ["AIOS_SHARED_DATA"])
+    for parent in ROOT.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return ROOT.parent / "shared" / "data"
+
+
+DATA = shared_data_dir()
 PARAPHRASE_PATH = DATA / "cache" / "gptcache_paraphrase_pairs.json"
 ROUTING_PATH = DATA / "routing" / "routellm_mmlu_gsm8k.jsonl.gz"
 EMBEDDING_STORE = ROOT / "var" / "cache" / "cache_quality_embeddings.npz"

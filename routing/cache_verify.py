@@ -87,7 +87,11 @@ def _normalized(text: str) -> str:
 
 
 def conversation_text(messages: Sequence[Message]) -> str:
-    """The canonical text that is embedded: every turn, system prompt included, one line per turn."""
+    """The canonical text that is embedded: every turn, system prompt included, one line per turn.
+    A single user message is its own text, as sent: the router embeds exactly that prompt, so one
+    embedding serves both (most requests are single-turn)."""
+    if len(messages) == 1 and messages[0].get("role", "user") == "user":
+        return message_text(messages[0])
     return "\n".join(f"{message.get('role', 'user')}: {_squash_ws(message_text(message))}" for message in messages)
 
 

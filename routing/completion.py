@@ -111,8 +111,13 @@ class _CacheCheck:
     variant: str = ""
     policy: Any = None
     embedding: Any = None
+    embedding_text: str = ""  # what `embedding` embeds
     similarity: float | None = None
     store: bool = False
+
+    def embedding_of(self, text: str) -> Any:
+        """The lookup's embedding if it embeds `text` (the router's prompt), else None."""
+        return self.embedding if self.embedding is not None and self.embedding_text == text else None
 
 
 def _cache_check(req: CompletionRequest) -> _CacheCheck:
@@ -132,20 +137,28 @@ def _cache_check(req: CompletionRequest) -> _CacheCheck:
         hit = rc.lookup_exact(req.namespace, key)
         if hit is not None:
             return _CacheCheck("hit", hit=hit, key=key, policy=policy)
-    embedding, similarity = None, None
+    embedding, similarity, text = None, None, ""
     if policy.semantic:
         from routing.cache_verify import conversation_text
         from routing.embeddings import embed
 
         # A refresh embeds too: the answer it stores must stay findable by meaning.
-        embedding = embed(conversation_text(req.messages))
+        text = conversation_text(req.messages)
+        embedding = embed(text)
         if not refresh:
             threshold = policy.similarity_threshold
             hit, similarity = rc.lookup_semantic(req.namespace, variant, req.messages, embedding, threshold)
             if hit is not None:
                 return _CacheCheck("semantic-hit", hit=hit, key=key, policy=policy, similarity=hit.similarity)
     return _CacheCheck(
-        "miss", key=key, variant=variant, policy=policy, embedding=embedding, similarity=similarity, store=True
+        "miss",
+        key=key,
+        variant=variant,
+        policy=policy,
+        embedding=embedding,
+        embedding_text=text,
+        similarity=similarity,
+        store=True,
     )
 
 
@@ -228,11 +241,14 @@ def prompt_text(messages: list[dict[str, Any]]) -> str:
     return "\n".join(message_text(m.get("content")) for m in messages if m.get("role") != "assistant")
 
 
-def plan(req: CompletionRequest) -> tuple[Decision, dict[str, catalog.Credential]]:
-    """Route (or resolve the named model) and fetch credentials; sync, runs in a thread."""
+def plan(req: CompletionRequest, embedding: Any = None) -> tuple[Decision, dict[str, catalog.Credential]]:
+    """Route (or resolve the named model) and fetch credentials; sync, runs in a thread.
+    `embedding`: the prompt's embedding when the cache lookup computed it (never embed twice)."""
     text = prompt_text(req.messages)
     if req.model in ("", "auto"):
-        decision = router.route(text, req.constraints, max_output_tokens=req.max_tokens, params=req.extra)
+        decision = router.route(
+            text, req.constraints, max_output_tokens=req.max_tokens, params=req.extra, embedding=embedding
+        )
     else:
         endpoint = catalog.find(req.model)
         if endpoint is None:
@@ -306,15 +322,15 @@ def _record_llm(span: Any, endpoint: Endpoint, response: ChatResponse, req: Comp
     span.set_messages(input_messages=req.messages, output_messages=[{"role": "assistant", "content": response.content}])
 
 
-async def _plan(req: CompletionRequest) -> tuple[Decision, dict[str, catalog.Credential]]:
+async def _plan(req: CompletionRequest, embedding: Any = None) -> tuple[Decision, dict[str, catalog.Credential]]:
     """Plan on the loop when everything it needs is in memory (the common case: ~0.1 ms);
-    otherwise (first request, learned router's embedding) in a thread."""
+    otherwise (first request, the learned router's scoring) in a thread."""
     if learned_router.cached() is False:
         try:
             return plan(req)
         except NotLoaded:
             pass
-    return await sync_to_async(plan, thread_sensitive=False)(req)
+    return await sync_to_async(plan, thread_sensitive=False)(req, embedding)
 
 
 async def _cost_of(endpoint: Endpoint, response: ChatResponse) -> Decimal | None:
@@ -346,7 +362,7 @@ async def complete(req: CompletionRequest, caller: Caller | None = None) -> Comp
                     response, endpoint, None, root.trace_id, Decimal(0), 0, check.result, check.hit.similarity
                 )
             async with obs.trace_span("route", kind="route") as route_span:
-                decision, creds = await _plan(req)
+                decision, creds = await _plan(req, check.embedding_of(prompt_text(req.messages)))
                 _annotate_route(route_span, decision)
             decisions.record(decision, trace_id=root.trace_id, username=caller.username, api_token=caller.api_token)
             last_error: Exception | None = None

@@ -20,6 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
@@ -113,19 +114,23 @@ class ModelRouter:
     def __init__(self, analyzer: ComplexityAnalyzer | None = None) -> None:
         self.analyzer = analyzer or ComplexityAnalyzer()
 
-    def assess(self, prompt: str) -> tuple[str, float, str, str, dict[str, Any]]:
-        """(tier, score, decided_by, explanation, features) for a prompt."""
+    def assess(self, prompt: str, embedding: np.ndarray | None = None) -> tuple[str, float, str, str, dict[str, Any]]:
+        """(tier, score, decided_by, explanation, features) for a prompt. `embedding`: the prompt's
+        MiniLM embedding when the caller has it (the semantic cache computed it already)."""
         heuristic = self.analyzer.analyze(prompt)
         features: dict[str, Any] = dict(heuristic.features)
         learned = learned_router.get()
         if learned:
-            from routing.embeddings import embed
+            if embedding is None:
+                from routing.embeddings import embed
 
-            tier, confidence = learned.decide(prompt, embed(prompt))
+                embedding = embed(prompt)
+            score = float(learned.score(prompt, embedding))  # one forward pass for the tier and the score
+            tier, confidence = learned.decide_score(score)
             features["learned_confidence"] = round(confidence, 3)
             if confidence >= settings.AIOS_ROUTER_MIN_CONFIDENCE:
                 why = f"learned router v{learned.version} ({confidence:.0%} confident)"
-                return tier.value, float(learned.score(prompt, embed(prompt))), "learned", why, features
+                return tier.value, score, "learned", why, features
         return heuristic.complexity.value, heuristic.score, "heuristic", heuristic.explanation, features
 
     def route(
@@ -135,15 +140,17 @@ class ModelRouter:
         *,
         max_output_tokens: int | None = None,
         params: Mapping[str, Any] | None = None,
+        embedding: np.ndarray | None = None,
     ) -> Decision:
-        """`params`: request parameters beyond the core ones (ChatRequest.extra) the model must honour."""
+        """`params`: request parameters beyond the core ones (ChatRequest.extra) the model must honour.
+        `embedding`: the prompt's embedding, if the caller has it."""
         constraints = constraints or Constraints()
         params = params or {}
         available = catalog.available_endpoints()
         if params and available and all(unsupported_params(e.provider, params) for e in available):
             name = unsupported_params(available[0].provider, params)[0]
             raise UnsupportedParameter(f"{name} is not supported by any available model", name)
-        tier, score, decided_by, explanation, features = self.assess(prompt)
+        tier, score, decided_by, explanation, features = self.assess(prompt, embedding)
         return self._choose(
             prompt, tier, score, decided_by, explanation, features, constraints, max_output_tokens, params
         )
