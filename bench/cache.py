@@ -159,11 +159,10 @@ def semantic(entries: int, queries: int) -> dict[str, float]:
     random filler; queries are the paraphrases. Timed: embedding + lookup + verification."""
     from routing import cache_vectors
     from routing import response_cache as rc
+    from routing.cache_quality import PARAPHRASE_PATH
     from routing.cache_verify import DEFAULT_SIMILARITY_THRESHOLD, conversation_text
     from routing.embeddings import embed, embed_many
     from routing.models import CacheEntry
-
-    from routing.cache_quality import PARAPHRASE_PATH
 
     pairs = json.loads(PARAPHRASE_PATH.read_text())
     pairs = pairs[:queries]
