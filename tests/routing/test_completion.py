@@ -83,4 +83,3 @@ def test_the_learned_router_scores_a_prompt_once(active_learned_router: None, mo
     forward = count_calls(monkeypatch, LearnedRouter, "outcome_probabilities")
     decision = ModelRouter().route("Design a sharding scheme for the orders table.", embedding=np.ones(384) / 384**0.5)
     assert decision.decided_by == "learned" and forward[0] == 1
-
