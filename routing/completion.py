@@ -33,6 +33,7 @@ from routing.providers.base import (
     ChatResponse,
     ProviderError,
     StreamEvent,
+    backoff_delay,
     call_with_retries,
     message_text,
 )
@@ -399,8 +400,10 @@ async def _call(obs: Any, req: CompletionRequest, endpoint: Endpoint, creds: dic
 @dataclass
 class StreamStart:
     endpoint: Endpoint
-    decision: Decision
+    decision: Decision | None  # None when answered from the cache
     trace_id: UUID
+    cache: str = "bypass"  # hit | semantic-hit | miss | bypass
+    similarity: float | None = None
 
 
 @dataclass
@@ -409,47 +412,94 @@ class StreamEnd:
     cost_usd: Decimal | None
 
 
+REPLAY_CHUNK_CHARS = 64  # a cached answer streams back in pieces of about this size
+
+
+def _replay(text: str) -> list[str]:
+    return [text[i : i + REPLAY_CHUNK_CHARS] for i in range(0, len(text), REPLAY_CHUNK_CHARS)] or [""]
+
+
 async def complete_stream(
     req: CompletionRequest, caller: Caller | None = None
 ) -> AsyncIterator[StreamStart | StreamEvent | StreamEnd]:
     """Stream a completion: a StreamStart (model chosen), text StreamEvents, then a StreamEnd
-    with usage and cost. Falls back to the next model only before the first text is sent."""
+    with usage and cost. Goes through the cache like `complete`: a hit is replayed as a stream,
+    and a miss is stored once its stream has ended normally (finish_reason stop). Before the first
+    text a failed call is retried, then the next model is tried; after it, the error ends the stream."""
     caller = caller or Caller()
     obs = get_observability()
+    loop = asyncio.get_running_loop()
     with context.bound(username=caller.username or None, api_token=caller.api_token or None):
         async with obs.trace_span("gateway.chat_completions", kind="internal") as root:
+            async with obs.trace_span("cache.lookup", kind="cache") as cache_span:
+                check = await _check_cache(req)
+                cache_span.set_attributes({"aios.cache.result": check.result, "aios.cache.namespace": req.namespace})
+                if check.similarity is not None:
+                    cache_span.set_attribute("aios.cache.similarity", round(check.similarity, 4))
+            if check.result != "bypass":
+                loop.run_in_executor(None, _after_lookup, check)  # accounting: never on the request path
+            if check.hit is not None:
+                response, endpoint = _cached_response(check.hit)
+                root.set_attribute("aios.model", endpoint.model_id)
+                yield StreamStart(endpoint, None, root.trace_id, check.result, check.hit.similarity)
+                for piece in _replay(response.content):
+                    yield StreamEvent(text=piece)
+                yield StreamEnd(response, Decimal(0))
+                return
             async with obs.trace_span("route", kind="route") as route_span:
-                decision, creds = await _plan(req)
+                decision, creds = await _plan(req, check.embedding_of(prompt_text(req.messages)))
                 _annotate_route(route_span, decision)
             decisions.record(decision, trace_id=root.trace_id, username=caller.username, api_token=caller.api_token)
+            start = StreamStart(decision.chosen, decision, root.trace_id, check.result, check.similarity)
             last_error: Exception | None = None
             for endpoint in [decision.chosen, *decision.alternatives]:
-                sent_text = False
-                span_model = endpoint.span_model
+                start.endpoint = endpoint
+                sent: list[bool] = [False]
                 try:
-                    async with obs.trace_span(
-                        f"chat {span_model}", kind="llm", model=span_model, provider=endpoint.provider
-                    ) as llm:
-                        provider = _provider(endpoint, creds)
-                        yield StreamStart(endpoint, decision, root.trace_id)
-                        started = time.monotonic()
-                        async for event in provider.stream(_chat_request(req, endpoint, stream=True)):
-                            if event.is_final:
-                                _record_llm(llm, endpoint, event.response, req)
-                                llm.set_attribute("gen_ai.server.time_to_first_token", event.response.first_token_ms)
-                                cost = await _cost_of(endpoint, event.response)
-                                root.set_attribute("aios.model", endpoint.model_id)
-                                root.set_attribute("aios.stream_ms", round((time.monotonic() - started) * 1000, 1))
-                                yield StreamEnd(event.response, cost)
-                                return
-                            sent_text = True
-                            yield event
+                    async for item in _stream_endpoint(obs, req, endpoint, creds, start, sent):
+                        if isinstance(item, StreamEnd):
+                            root.set_attribute("aios.model", endpoint.model_id)
+                            if check.store and item.response.finish_reason == "stop":
+                                result = CompletionResult(item.response, endpoint, decision, root.trace_id,
+                                                          item.cost_usd, 1, check.result)  # fmt: skip
+                                loop.run_in_executor(None, _store, check, req, result)  # streamed first, stored after
+                        yield item
+                    return
                 except (ProviderError, ProviderNotConfigured) as exc:
-                    if sent_text or (isinstance(exc, ProviderError) and exc.kind in _CALLER_ERRORS):
+                    if sent[0] or (isinstance(exc, ProviderError) and exc.kind in _CALLER_ERRORS):
                         raise
                     last_error = exc
             assert last_error is not None
             raise last_error
+
+
+async def _stream_endpoint(
+    obs: Any, req: CompletionRequest, endpoint: Endpoint, creds: dict[str, Any], start: StreamStart, sent: list[bool]
+) -> AsyncIterator[StreamStart | StreamEvent | StreamEnd]:
+    """One model's stream, retried (with backoff) while no text has gone out. `sent[0]` turns
+    true with the first text: from then on an error can only end the stream."""
+    span_model = endpoint.span_model
+    attempts = max(1, settings.AIOS_GATEWAY_RETRIES)
+    async with obs.trace_span(f"chat {span_model}", kind="llm", model=span_model, provider=endpoint.provider) as llm:
+        provider = _provider(endpoint, creds)
+        yield start
+        for attempt in range(attempts):
+            started = time.monotonic()
+            try:
+                async for event in provider.stream(_chat_request(req, endpoint, stream=True)):
+                    if event.is_final:
+                        _record_llm(llm, endpoint, event.response, req)
+                        llm.set_attribute("gen_ai.server.time_to_first_token", event.response.first_token_ms)
+                        llm.set_attribute("aios.stream_ms", round((time.monotonic() - started) * 1000, 1))
+                        yield StreamEnd(event.response, await _cost_of(endpoint, event.response))
+                        return
+                    sent[0] = True
+                    yield event
+            except ProviderError as exc:
+                if sent[0] or not exc.retryable or attempt == attempts - 1:
+                    raise
+                llm.set_attribute("aios.retries", attempt + 1)
+                await asyncio.sleep(backoff_delay(attempt, exc.retry_after_s, base_s=0.2, cap_s=5.0, jitter=True))
 
 
 __all__ = [

@@ -295,7 +295,10 @@ class GatewayApp:
                 "x-aios-trace-id": start.trace_id.hex,
                 "x-request-id": request_id,
                 "cache-control": "no-cache",
+                "x-aios-cache": start.cache,
             }
+            if start.cache == "semantic-hit" and start.similarity is not None:
+                headers["x-aios-cache-similarity"] = f"{start.similarity:.4f}"
             if start.endpoint.simulated:
                 headers["x-aios-simulated"] = "true"
             await send(

@@ -83,3 +83,47 @@ def test_the_learned_router_scores_a_prompt_once(active_learned_router: None, mo
     forward = count_calls(monkeypatch, LearnedRouter, "outcome_probabilities")
     decision = ModelRouter().route("Design a sharding scheme for the orders table.", embedding=np.ones(384) / 384**0.5)
     assert decision.decided_by == "learned" and forward[0] == 1
+
+
+@pytest.fixture
+def flaky_upstream(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The only simple-tier model is an OpenAI-compatible server under the test's control."""
+    from routing import catalog
+    from routing.models import ModelEndpoint, ProviderCredential
+    from routing.secrets import encrypt
+    from tests.routing.provider_server import ProviderServer
+
+    upstream = ProviderServer().start()
+    ProviderCredential.objects.create(provider="openai_compatible", base_url=upstream.url,
+                                      encrypted_key=encrypt("local-key"), key_hint="-key")  # fmt: skip
+    ModelEndpoint.objects.create(provider="openai_compatible", model="flaky", tier="simple", priority=100)
+    catalog.endpoints.invalidate()
+    catalog.credentials.invalidate()
+    registry.forget_providers()
+    yield upstream
+    upstream.stop()
+    catalog.endpoints.invalidate()
+    catalog.credentials.invalidate()
+    registry.forget_providers()
+    decisions.flush_at_exit()
+    decisions._writer = None
+
+
+def test_a_stream_that_fails_before_its_first_byte_is_retried(flaky_upstream: Any) -> None:
+    from routing.completion import StreamEnd, StreamStart
+    from tests.routing.provider_server import ScriptedResponse, fixture_response
+
+    flaky_upstream.enqueue(
+        ScriptedResponse(status=503, body={"error": {"message": "busy", "type": "server_error"}}),
+        fixture_response("openai_compatible_stream"),
+    )
+    req = completion.CompletionRequest(messages=[{"role": "user", "content": "hi"}], model="openai_compatible/flaky")
+
+    async def collect() -> list[Any]:
+        return [item async for item in completion.complete_stream(req)]
+
+    items = run(collect())
+    starts = [i for i in items if isinstance(i, StreamStart)]
+    assert [s.endpoint.model_id for s in starts] == ["openai_compatible/flaky"]  # retried, not fallen back
+    assert isinstance(items[-1], StreamEnd) and items[-1].response.content
+    assert len(flaky_upstream.requests) == 2

@@ -254,3 +254,29 @@ def test_routing_constraints_travel_through_the_gateway(client: openai.OpenAI) -
     with pytest.raises(openai.BadRequestError) as refused:
         client.chat.completions.create(model="auto", messages=prompt, logprobs=True)
     assert refused.value.body["param"] == "logprobs"
+
+
+def _stream(client: openai.OpenAI, text: str, **kwargs: Any) -> tuple[Any, str]:
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": text}], temperature=0, stream=True, **kwargs
+    )
+    chunks = list(raw.parse())
+    return raw, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def test_streamed_answers_go_through_the_cache(client: openai.OpenAI) -> None:
+    import time
+
+    question = f"Explain how to rotate the logs of service {uuid.uuid4().hex[:6]}."
+    first, text = _stream(client, question)
+    assert first.headers["x-aios-cache"] == "miss" and text.startswith("[simulated")
+    time.sleep(1.5)  # stored after the stream ended, off the request path
+    again, replayed = _stream(client, question)
+    assert again.headers["x-aios-cache"] == "hit" and replayed == text
+    spans = {s.kind: s for s in wait_for_spans(again.headers["x-aios-trace-id"], 2)}
+    assert spans["cache"].attributes["aios.cache.result"] == "hit" and "llm" not in spans
+    # A stream cut short by max_tokens (finish_reason "length") is never stored.
+    cut = f"Explain how to rotate the keys of service {uuid.uuid4().hex[:6]}."
+    assert _stream(client, cut, max_tokens=3)[0].headers["x-aios-cache"] == "miss"
+    time.sleep(1.5)
+    assert _stream(client, cut, max_tokens=3)[0].headers["x-aios-cache"] == "miss"
