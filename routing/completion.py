@@ -61,7 +61,7 @@ class CompletionRequest:
     constraints: Constraints = field(default_factory=Constraints)
     timeout_s: float = 60.0
     namespace: str = "internal"  # cache namespace: one per API token, so tenants never share answers
-    cache_mode: str | None = None  # deterministic | all | off; None: the namespace's policy
+    cache_mode: str | None = None  # deterministic | all | off; None: the namespace's (its "off" always wins)
     cache_control: str = ""  # "no-cache" (refresh: don't read, do store) | "no-store" (bypass)
     cache_ttl_s: int | None = None  # this answer's time to live; None: the namespace's TTL
     # Further OpenAI parameters (routing.chat_schema.ANSWER_EXTRAS and PASS_THROUGH), sent upstream.
@@ -127,7 +127,7 @@ def _cache_check(req: CompletionRequest) -> _CacheCheck:
     from routing import response_cache as rc
 
     policy = rc.policy_for(req.namespace)
-    mode = req.cache_mode or policy.mode
+    mode = rc.effective_mode(policy.mode, req.cache_mode)
     if req.cache_control == "no-store" or not rc.cacheable(req.params(), mode):
         return _CacheCheck("bypass")
     params = req.params()
@@ -171,7 +171,9 @@ async def _check_cache(req: CompletionRequest) -> _CacheCheck:
     cached = rc._policies.get(req.namespace)
     if cached is not None and time.monotonic() - cached[0] < 5.0:
         policy = cached[1]
-        if req.cache_control == "no-store" or not rc.cacheable(req.params(), req.cache_mode or policy.mode):
+        if req.cache_control == "no-store" or not rc.cacheable(
+            req.params(), rc.effective_mode(policy.mode, req.cache_mode)
+        ):
             return _CacheCheck("bypass")
         if req.cache_control != "no-cache":
             key = rc.cache_key(req.namespace, req.messages, req.model, req.params())

@@ -83,6 +83,14 @@ def policy_for(namespace: str) -> Policy:
     return policy
 
 
+def effective_mode(policy_mode: str, requested: str | None) -> str:
+    """The mode a request runs under: its own (header, per-request) unless the namespace's admin
+    turned the cache off, which no request can lift."""
+    if policy_mode == CacheMode.OFF:
+        return CacheMode.OFF
+    return requested or policy_mode
+
+
 def cacheable(params: dict[str, Any], mode: str) -> bool:
     """Whether a request may be answered from (and stored in) the cache under `mode`."""
     if mode == CacheMode.OFF:
@@ -414,6 +422,22 @@ def evict(policy: Policy) -> int:
         # Only these keys: wiping the namespace from every LRU would cost every hot entry.
         _publish_invalidation(policy.namespace, keys=[row[1] for row in removed], ids=[row[0] for row in removed])
     return len(removed)
+
+
+def sweep_expired(*, batch: int = 10_000) -> int:
+    """Delete expired entries of every namespace, in batches (each its own short transaction).
+    No broadcast: every reader checks expiry (the LRU, the vector partitions, the candidate query)."""
+    total = 0
+    while True:
+        with connection.cursor() as cur:
+            cur.execute(
+                "DELETE FROM routing_cacheentry WHERE id IN "
+                "(SELECT id FROM routing_cacheentry WHERE expires_at <= now() LIMIT %s)",
+                [batch],
+            )
+            total += cur.rowcount
+            if cur.rowcount < batch:
+                return total
 
 
 def purge(*, namespace: str | None = None, entry_id: int | None = None) -> int:

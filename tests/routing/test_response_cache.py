@@ -350,3 +350,34 @@ def test_hnsw_is_used_only_for_partitions_it_can_serve() -> None:
     assert not cache_vectors.use_index(500, 600)  # small: an exact scan is as fast
     assert not cache_vectors.use_index(50_000, 1_000_000)  # a small share: ef_search rows would all be others'
     assert cache_vectors.use_index(50_000, 60_000)
+
+
+def test_capacity_in_bytes_evicts_the_least_recently_used() -> None:
+    one = store(rc.Policy(namespace="bytes"), messages=[{"role": "user", "content": "question 0"}])
+    policy = rc.Policy(namespace="bytes", max_bytes=int(one.size_bytes * 2.5))
+    store(policy, messages=[{"role": "user", "content": "question 1"}])
+    assert CacheEntry.objects.filter(namespace="bytes").count() == 2
+    store(policy, messages=[{"role": "user", "content": "question 2"}])
+    kept = sorted(CacheEntry.objects.filter(namespace="bytes").values_list("prompt_text", flat=True))
+    assert kept == ["question 1", "question 2"]
+
+
+def test_a_periodic_sweep_deletes_expired_entries_of_every_namespace() -> None:
+    from routing.tasks import cache_sweep
+
+    live = store(rc.Policy(namespace="sweep-a"))
+    for namespace in ("sweep-a", "sweep-b"):
+        entry = store(rc.Policy(namespace=namespace), messages=[{"role": "user", "content": f"old {namespace}"}])
+        CacheEntry.objects.filter(pk=entry.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert cache_sweep() == 2
+    assert list(CacheEntry.objects.filter(namespace__startswith="sweep-")) == [live]
+
+
+def test_an_admin_who_turns_the_cache_off_cannot_be_overruled_by_a_request() -> None:
+    from routing.completion import CompletionRequest, _cache_check
+
+    CachePolicy.objects.create(namespace="locked", mode="off")
+    for requested in ("all", "deterministic", None):
+        req = CompletionRequest(messages=MSG, temperature=0, namespace="locked", cache_mode=requested)
+        assert _cache_check(req).result == "bypass", requested
+    assert rc.effective_mode("deterministic", "all") == "all"  # below the ceiling a request may choose
