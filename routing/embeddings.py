@@ -18,6 +18,7 @@ DIMENSIONS = 384
 _model = None
 _lock = threading.Lock()
 _cache: OrderedDict[str, np.ndarray] = OrderedDict()
+_cache_lock = threading.Lock()
 _CACHE_SIZE = 4096
 
 
@@ -47,14 +48,18 @@ def embed_many(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
 
 def embed(text: str) -> np.ndarray:
     """One embedding, memoized (LRU) so the router and the cache share one computation."""
-    hit = _cache.get(text)
-    if hit is not None:
-        _cache.move_to_end(text)
-        return hit
+    # The memo is shared by the gateway's worker threads: every read-and-reorder or write holds
+    # the lock (never the encoding itself, which may take tens of milliseconds).
+    with _cache_lock:
+        hit = _cache.get(text)
+        if hit is not None:
+            _cache.move_to_end(text)
+            return hit
     vector = embed_many([text])[0]
-    _cache[text] = vector
-    if len(_cache) > _CACHE_SIZE:
-        _cache.popitem(last=False)
+    with _cache_lock:
+        _cache[text] = vector
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
     return vector
 
 
