@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -35,6 +35,7 @@ from routing.providers.base import (
     StreamEvent,
     backoff_delay,
     call_with_retries,
+    has_images,
     message_text,
 )
 from routing.providers.registry import ProviderNotConfigured, provider_for
@@ -248,15 +249,18 @@ def plan(req: CompletionRequest, embedding: Any = None) -> tuple[Decision, dict[
     """Route (or resolve the named model) and fetch credentials; sync, runs in a thread.
     `embedding`: the prompt's embedding when the cache lookup computed it (never embed twice)."""
     text = prompt_text(req.messages)
+    constraints, needs = req.constraints, dict(req.extra)
+    if has_images(req.messages):
+        constraints = replace(constraints, requires_vision=True)  # an image needs a model that sees
+        if has_images(req.messages, by_url_only=True):
+            needs["image_url"] = True  # not every provider fetches images by URL (Gemini does not)
     if req.model in ("", "auto"):
-        decision = router.route(
-            text, req.constraints, max_output_tokens=req.max_tokens, params=req.extra, embedding=embedding
-        )
+        decision = router.route(text, constraints, max_output_tokens=req.max_tokens, params=needs, embedding=embedding)
     else:
         endpoint = catalog.find(req.model)
         if endpoint is None:
             raise UnknownModel(f"unknown model {req.model!r}; GET /v1/models lists them, or use 'auto'")
-        decision = router.explicit(text, endpoint, max_output_tokens=req.max_tokens, params=req.extra)
+        decision = router.explicit(text, endpoint, max_output_tokens=req.max_tokens, params=needs)
     return decision, catalog.credentials.get()
 
 

@@ -142,8 +142,8 @@ class ModelRouter:
         params: Mapping[str, Any] | None = None,
         embedding: np.ndarray | None = None,
     ) -> Decision:
-        """`params`: request parameters beyond the core ones (ChatRequest.extra) the model must honour.
-        `embedding`: the prompt's embedding, if the caller has it."""
+        """`params`: request parameters beyond the core ones (ChatRequest.extra) the model must honour,
+        and `image_url` when an image is given by URL. `embedding`: the prompt's, if the caller has it."""
         constraints = constraints or Constraints()
         params = params or {}
         available = catalog.available_endpoints()

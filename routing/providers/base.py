@@ -112,6 +112,35 @@ class StreamEvent:
         return self.response.usage if self.response else None
 
 
+_DATA_URL_RE = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
+
+
+def image_url(part: Any) -> str | None:
+    """The URL of an OpenAI image part ({"type": "image_url", "image_url": {"url": ...}}), else None."""
+    if not isinstance(part, dict) or part.get("type") != "image_url":
+        return None
+    value = part.get("image_url")
+    return value.get("url") if isinstance(value, dict) else value
+
+
+def data_url(url: str) -> tuple[str, str] | None:
+    """(media type, base64 data) of a `data:<type>;base64,<data>` URL, else None."""
+    match = _DATA_URL_RE.fullmatch(url)
+    return (match["mime"], match["data"]) if match else None
+
+
+def has_images(messages: list[dict[str, Any]], *, by_url_only: bool = False) -> bool:
+    """Whether any message carries an image part (only ones given by http(s) URL with `by_url_only`)."""
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            for part in content:
+                url = image_url(part)
+                if url is not None and not (by_url_only and data_url(url)):
+                    return True
+    return False
+
+
 def message_text(content: Any) -> str:
     """The text of an OpenAI-format message content: a string or a list of text parts."""
     if isinstance(content, str):

@@ -21,7 +21,9 @@ from routing.providers.base import (
     StreamEvent,
     StreamState,
     Usage,
+    data_url,
     elapsed_ms,
+    image_url,
     message_text,
 )
 
@@ -100,12 +102,11 @@ class GeminiProvider(HttpProvider):
         system: list[str] = []
         contents: list[dict[str, Any]] = []
         for message in req.messages:
-            text = message_text(message.get("content"))
             if message["role"] in _SYSTEM_ROLES:
-                system.append(text)
+                system.append(message_text(message.get("content")))
             else:
                 role = "model" if message["role"] == "assistant" else "user"
-                contents.append({"role": role, "parts": [{"text": text}]})
+                contents.append({"role": role, "parts": self._parts(message.get("content"))})
         body: dict[str, Any] = {"contents": contents}
         if system:
             body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
@@ -121,6 +122,25 @@ class GeminiProvider(HttpProvider):
         if config:
             body["generationConfig"] = config
         return body
+
+    def _parts(self, content: Any) -> list[dict[str, Any]]:
+        """Text as one part; images as inline data (Gemini takes no arbitrary image URLs: the router
+        sends requests with http(s) image URLs elsewhere, see `unsupported`)."""
+        if not isinstance(content, list) or all(part.get("type") == "text" for part in content):
+            return [{"text": message_text(content)}]
+        parts: list[dict[str, Any]] = []
+        for part in content:
+            url = image_url(part)
+            inline = data_url(url) if url is not None else None
+            if part.get("type") == "text":
+                parts.append({"text": part.get("text", "")})
+            elif inline:
+                parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
+            elif url is not None:
+                raise self.error("bad_request", "gemini takes images as data: URLs only")
+            else:
+                raise self.error("bad_request", f"{part.get('type')} parts are not supported by gemini")
+        return parts
 
     def _extra_config(self, req: ChatRequest) -> dict[str, Any]:
         self.check_extra(req)

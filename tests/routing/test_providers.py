@@ -291,6 +291,40 @@ def test_anthropic_refuses_what_the_messages_api_cannot_do_instead_of_dropping_i
     assert server.last.json["metadata"] == {"user_id": "end-user-7"}
 
 
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+IMAGE_MESSAGES = [
+    {"role": "user", "content": [
+        {"type": "text", "text": "What is in these pictures?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL}"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+    ]},
+]  # fmt: skip
+
+
+def test_anthropic_gets_images_as_content_blocks(server: ProviderServer) -> None:
+    server.enqueue(fixture_response("anthropic_success"))
+    run(CASES[2].provider(server).complete(ChatRequest(model="claude-sonnet-4-5", messages=IMAGE_MESSAGES)))
+
+    assert server.last.json["messages"][0]["content"] == [
+        {"type": "text", "text": "What is in these pictures?"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
+    ]
+
+
+def test_gemini_gets_data_url_images_inline_and_refuses_other_urls(server: ProviderServer) -> None:
+    server.enqueue(fixture_response("gemini_success"))
+    inline_only = [{**IMAGE_MESSAGES[0], "content": IMAGE_MESSAGES[0]["content"][:2]}]
+    run(CASES[3].provider(server).complete(ChatRequest(model="gemini-2.5-flash", messages=inline_only)))
+
+    assert server.last.json["contents"][0]["parts"] == [
+        {"text": "What is in these pictures?"},
+        {"inlineData": {"mimeType": "image/png", "data": PIXEL}},
+    ]
+    error = raised(CASES[3].provider(server).complete(ChatRequest(model="gemini-2.5-flash", messages=IMAGE_MESSAGES)))
+    assert error.kind == "bad_request" and "data: URLs" in str(error)
+
+
 # --- Streaming -----------------------------------------------------------------------------
 
 

@@ -93,6 +93,24 @@ def test_models_that_cannot_honour_a_request_parameter_are_not_chosen(monkeypatc
         router.route(COMPLEX, params={"logit_bias": {"1": 5}})
 
 
+def test_an_image_asks_for_a_model_that_sees_and_fetches_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from routing.completion import CompletionRequest, plan
+
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/chart.png"}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Translate the title."}, image]}]
+    ModelEndpoint.objects.filter(model="simple").update(vision=False)
+    catalog.endpoints.invalidate()
+    decision, _ = plan(CompletionRequest(messages=messages))
+    assert decision.chosen.vision and decision.constraints.requires_vision  # inferred from the image part
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-test-not-real")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+    catalog.endpoints.invalidate()
+    inline = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    as_data = [{"role": "user", "content": [{"type": "text", "text": "Translate the title."}, inline]}]
+    assert plan(CompletionRequest(messages=as_data))[0].chosen.provider == "gemini"
+    assert plan(CompletionRequest(messages=messages))[0].chosen.provider == "openai"  # Gemini fetches no URLs
+
+
 def test_alternatives_are_the_fallback_order_stronger_tiers_first() -> None:
     decision = ModelRouter().route(SIMPLE)
     assert [e.model_id for e in decision.alternatives] == ["sim/medium", "sim/complex"]
