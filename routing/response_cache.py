@@ -496,9 +496,9 @@ def get_stats(*, window: timedelta = timedelta(hours=24), namespace: str | None 
     for ts in minutes:
         pipe.hgetall(_stats_key(ts))
     per_ns: dict[str, dict[str, float]] = {}
-    series = {"t": [], "hits": [], "misses": [], "saved_usd": []}
+    series: dict[str, list[Any]] = {"t": [], "hits": [], "misses": [], "hit_rate": [], "saved_usd": [], "saved_ms": []}
     for ts, fields in zip(minutes, pipe.execute(), strict=True):
-        point = {"hit": 0, "semantic-hit": 0, "miss": 0, "saved_microusd": 0}
+        point = {"hit": 0, "semantic-hit": 0, "miss": 0, "saved_microusd": 0, "saved_ms": 0}
         for raw_field, raw_value in fields.items():
             ns, _, what = raw_field.decode().rpartition("|")
             if namespace and ns != namespace:
@@ -507,11 +507,14 @@ def get_stats(*, window: timedelta = timedelta(hours=24), namespace: str | None 
             per_ns[ns][what] += int(raw_value)
             if what in point:
                 point[what] += int(raw_value)
-        if point["hit"] or point["semantic-hit"] or point["miss"]:
+        hits = point["hit"] + point["semantic-hit"]
+        if hits or point["miss"]:
             series["t"].append(time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(ts - ts % 60)))
-            series["hits"].append(point["hit"] + point["semantic-hit"])
+            series["hits"].append(hits)
             series["misses"].append(point["miss"])
+            series["hit_rate"].append(hits / (hits + point["miss"]))
             series["saved_usd"].append(point["saved_microusd"] / 1e6)
+            series["saved_ms"].append(point["saved_ms"])
 
     def summarize(c: dict[str, float]) -> dict[str, Any]:
         hits, semantic, misses = c.get("hit", 0), c.get("semantic-hit", 0), c.get("miss", 0)

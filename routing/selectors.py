@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -9,7 +10,7 @@ from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 
-from routing.models import RoutingDecision
+from routing.models import CacheEntry, CachePolicy, RoutingDecision
 
 
 def routing_stats(*, since: datetime | None = None) -> dict[str, Any]:
@@ -65,3 +66,23 @@ def decisions_search(*, complexity: str = "", model: str = "", decided_by: str =
     if text:
         qs = qs.filter(reason__icontains=text)
     return qs
+
+
+def cache_namespaces(*, with_lookups: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Every namespace with entries, a policy, or lookups in the window (`with_lookups`): what
+    the cache page lists and an admin may purge."""
+    rows = {
+        row["namespace"]: {"namespace": row["namespace"], "entries": row["n"], "bytes": row["size"] or 0}
+        for row in CacheEntry.objects.values("namespace").annotate(n=Count("id"), size=Sum("size_bytes"))
+    }
+    policies = set(CachePolicy.objects.values_list("namespace", flat=True))
+    for namespace in {*policies, *with_lookups} - set(rows):
+        rows[namespace] = {"namespace": namespace, "entries": 0, "bytes": 0}
+    for row in rows.values():
+        row["policy"] = row["namespace"] in policies
+    return sorted(rows.values(), key=lambda r: r["namespace"])
+
+
+def cache_top_entries(*, namespace: str | None = None, limit: int = 20) -> QuerySet:
+    qs = CacheEntry.objects.order_by("-hit_count", "-created_at")
+    return (qs.filter(namespace=namespace) if namespace else qs)[:limit]
