@@ -112,6 +112,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "aios_site.context_processors.navigation",
+                "routing.context_processors.simulation",
             ],
         },
     },

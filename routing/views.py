@@ -37,7 +37,6 @@ def home(request: HttpRequest) -> HttpResponse:
         "decisions": decisions,
         "catalog": ModelEndpoint.objects.all(),
         "available": {e.model_id for e in available},
-        "simulated": any(e.simulated for e in available),
         "learned": RouterModel.objects.filter(active=True).first(),
     }
     return render(request, "routing/home.html", context)

@@ -82,7 +82,8 @@
     const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
     const body = names.map((n) => {
       const r = rows[n];
-      return `<tr><td>${n ? esc(n) : `<span class="muted">(no ${label.toLowerCase()})</span>`}</td><td class="num">${F.int(r.total_calls)}</td>` +
+      const sim = n && n.startsWith("sim/") ? ' <span class="pill pill-sim">simulated</span>' : "";
+      return `<tr><td>${n ? esc(n) + sim : `<span class="muted">(no ${label.toLowerCase()})</span>`}</td><td class="num">${F.int(r.total_calls)}</td>` +
         `<td class="num">${F.pct(r.error_rate)}</td><td class="num">${F.ms(r.p95_latency_ms)}</td>` +
         `<td class="num">${F.compact(r.total_tokens)}</td><td class="num">${F.usd(r.total_cost_usd)}</td></tr>`;
     }).join("");

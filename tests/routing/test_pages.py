@@ -61,3 +61,32 @@ def test_the_routing_page_lists_decisions_with_their_model_and_reason() -> None:
     page = login(make_user("viewer")).get("/routing/?window=1h").content.decode()
     assert 'id="decisions"' in page and "a reason to show" in page and "sim/complex" in page
     assert "learned" in page
+
+
+@pytest.fixture
+def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    from routing import catalog
+
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
+                 "AIOS_OPENAI_COMPATIBLE_BASE_URL"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    catalog.endpoints.invalidate()
+    catalog.credentials.invalidate()
+
+
+def test_every_page_says_when_the_simulator_serves_a_tier(no_keys: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from routing import catalog
+
+    viewer = login(make_user("viewer"))
+    for url in ("/", "/traces/", "/routing/", "/cache/", "/evaluation/"):
+        page = viewer.get(url).content.decode()
+        assert 'id="simulated-banner"' in page and "simple, medium, complex tiers" in page, url
+    routing_page = viewer.get("/routing/").content.decode()
+    assert routing_page.count('class="pill pill-sim"') >= 3  # the simulator's catalog rows are marked
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")  # OpenAI models cover every tier
+    catalog.endpoints.invalidate()
+    assert 'id="simulated-banner"' not in viewer.get("/cache/").content.decode()
+    monkeypatch.setenv("OPENAI_API_KEY", "")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-real")  # Claude serves the complex tier only
+    catalog.endpoints.invalidate()
+    assert "The simple, medium tiers are served by the simulator" in viewer.get("/cache/").content.decode()

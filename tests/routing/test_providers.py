@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import socket
 import time
@@ -696,3 +697,16 @@ def test_the_simulator_reads_its_settings_from_the_environment() -> None:
         SimConfig.from_env({"AIOS_SIM_ERROR_RATE": "lots"})
     with pytest.raises(ValueError):
         SimConfig.from_dict({"error_rate": 1.5})
+
+
+def test_the_simulator_reads_its_tier_distributions_from_the_environment() -> None:
+    tiers = json.dumps({"simple": {"latency_median_ms": 80, "latency_sigma": 0.2, "output_tokens_median": 12},
+                        "fast": {"latency_median_ms": 5}})  # fmt: skip
+    config = SimConfig.from_env({"AIOS_SIM_TIERS": tiers})
+    assert (config.tiers["simple"].latency_median_ms, config.tiers["simple"].output_tokens_median) == (80, 12)
+    assert config.tiers["simple"].reasoning_ratio == 0.0 and config.tiers["fast"].latency_median_ms == 5
+    assert config.tiers["complex"] == SimConfig().tiers["complex"]  # the others keep their defaults
+    for bad, why in (("{nope", "JSON"), ('{"simple": {"latency_median": 1}}', "unknown fields"),
+                     ('{"simple": {"latency_median_ms": -5}}', ">= 0"), ('{"simple": 3}', "objects")):  # fmt: skip
+        with pytest.raises(ValueError, match=why):
+            SimConfig.from_env({"AIOS_SIM_TIERS": bad})
