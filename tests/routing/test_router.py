@@ -170,3 +170,25 @@ def test_the_learned_router_trains_on_a_slice_is_stored_and_decides_offline(tmp_
     router = ModelRouter()
     decisions = {router.route(r["prompt"]).decided_by for r in rows[:40]}
     assert "learned" in decisions  # confident on at least some prompts; heuristics cover the rest
+
+
+def test_decisions_past_their_retention_are_deleted(settings) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from routing.tasks import retention
+
+    settings.AIOS_DECISION_RETENTION_DAYS = 30
+    now = timezone.now()
+    for age_days in (45, 31, 29, 1):
+        RoutingDecision.objects.create(
+            created_at=now - timedelta(days=age_days),
+            complexity="simple",
+            score=0.1,
+            decided_by="heuristic",
+            chosen_model="sim/simple",
+            reason=f"{age_days}d",
+        )
+    assert retention() == 2
+    assert sorted(RoutingDecision.objects.values_list("reason", flat=True)) == ["1d", "29d"]
