@@ -426,6 +426,7 @@ class Lookup:
     similarity: float
     verified: bool
     reason: str
+    neighbour_messages: list[Message] = field(default_factory=list, hash=False, compare=False)
 
     @property
     def correct(self) -> bool:
@@ -438,9 +439,10 @@ class Lookup:
     @property
     def equivalent(self) -> bool:
         """Served another origin of the data that says the same as the query's own origin."""
-        if self.query.origin is None or self.exact or not self.neighbour_text.startswith("user: "):
+        single_user_turn = len(self.neighbour_messages) == 1 and self.neighbour_messages[0].get("role") == "user"
+        if self.query.origin is None or self.exact or not single_user_turn:
             return False
-        return same_statement(self.query.origin, self.neighbour_text.removeprefix("user: "))
+        return same_statement(self.query.origin, str(self.neighbour_messages[0].get("content", "")))
 
 
 def run_lookups(evalset: EvalSet, progress: Callable[[str], None] | None = None) -> list[Lookup]:
@@ -471,6 +473,7 @@ def run_lookups(evalset: EvalSet, progress: Callable[[str], None] | None = None)
                     float(similarities[row, best]),
                     result.ok,
                     result.reason,
+                    neighbour.messages,
                 )
             )
     return lookups

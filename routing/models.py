@@ -146,7 +146,7 @@ class CachePolicy(models.Model):
     max_entries = models.PositiveIntegerField(default=10_000)
     max_bytes = models.PositiveBigIntegerField(default=100 * 1024 * 1024)
     semantic = models.BooleanField(default=True)
-    similarity_threshold = models.FloatField(default=0.785, help_text="Cosine similarity a neighbour must reach")
+    similarity_threshold = models.FloatField(default=0.805, help_text="Cosine similarity a neighbour must reach")
 
     def __str__(self) -> str:
         return f"cache policy for {self.namespace}"

@@ -5,7 +5,7 @@
 - Where pgvector exists, `embedding_vec` was generated from the float array; it becomes a plain
   `vector(384)` column that the cache writes itself (same HNSW cosine index).
 - `variant` (a hash of the model asked for and the parameters that change the answer) partitions
-  semantic lookups. Rows from before have none ("") and are found by exact key only: the model a
+  semantic lookups; the default similarity threshold moves to 0.805 (re-tuned, routing.cache_verify). Rows from before have none ("") and are found by exact key only: the model a
   request asked for was not stored, so their variant cannot be rebuilt.
 """
 
@@ -86,5 +86,11 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="cacheentry",
             index=models.Index(fields=["namespace", "variant", "id"], name="cacheentry_variant_idx"),
+        ),
+        # Re-tuned for the new embedding text of single-turn prompts (routing.cache_verify).
+        migrations.AlterField(
+            model_name="cachepolicy",
+            name="similarity_threshold",
+            field=models.FloatField(default=0.805, help_text="Cosine similarity a neighbour must reach"),
         ),
     ]
