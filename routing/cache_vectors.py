@@ -6,8 +6,8 @@ pgvector: one round trip returns the candidates with what a hit needs (messages 
 the response, its cost). The statement is prepared, binds the query vector once and in binary.
 pgvector 0.6 has no iterative index scans: a filtered HNSW scan finds about `hnsw.ef_search`
 rows before the namespace filter, so a partition that is a small share of the table would
-silently miss. Small partitions, and partitions that are a small share of the table, are
-therefore scanned exactly (still in SQL, through the btree on namespace, variant, id).
+silently miss. Small partitions are therefore scanned exactly (still in SQL, through the btree on
+namespace, variant, id), and larger ones get an ef_search sized to their share of the table.
 
 In process: each partition's vectors live in one float32 matrix per process, loaded once (rows
 are 1,536 bytes each, read with np.frombuffer), extended with the rows this process stores and,
@@ -19,6 +19,7 @@ minutes: a late hit at worst, never a wrong or expired one.
 from __future__ import annotations
 
 import json
+import math
 import struct
 import threading
 import time
@@ -32,10 +33,12 @@ from django.db import connection
 
 DIMENSIONS = 384
 CANDIDATES = 3
-# pgvector: HNSW only for partitions above this size that are at least this share of the table.
-EXACT_SCAN_MAX_ROWS = 20_000
-HNSW_MIN_SHARE = 0.2
-EF_SEARCH = 100  # pgvector's default is 40; with HNSW_MIN_SHARE, >= 20 rows of the partition survive
+# pgvector: partitions up to this size are scanned exactly (~1 ms; 10,000 rows take ~15-40 ms, an
+# HNSW scan ~2 ms). Larger ones use HNSW with an ef_search that leaves about MIN_FILTERED_ROWS of the
+# partition after the filter, if pgvector allows one that large; else they too are scanned exactly.
+EXACT_SCAN_MAX_ROWS = 1_000
+MIN_FILTERED_ROWS = 20
+EF_SEARCH_MIN, EF_SEARCH_MAX = 40, 1000  # pgvector's default and its ceiling
 COUNT_TTL_S = 60.0
 # In process: how often to fetch other processes' new rows, and to reload a partition entirely.
 RECHECK_S = 2.0
@@ -118,10 +121,11 @@ class PgVector:
 
 _vector_oid: int | None = None
 _prepared: weakref.WeakSet[Any] = weakref.WeakSet()
+_ef_search: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 _prepare_lock = threading.Lock()
 
 
-def _vector_cursor() -> Any:
+def _vector_cursor(ef_search: int | None = None) -> Any:
     """A server-binding psycopg cursor on Django's connection, which knows how to send PgVector.
 
     Django's cursors bind on the client (the vector would travel as ~3 KB of text, once per use
@@ -148,9 +152,12 @@ def _vector_cursor() -> Any:
                     return obj.data
 
             raw.adapters.register_dumper(PgVector, _Dumper)
-            with connection.cursor() as cur:
-                cur.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
             _prepared.add(raw)
+    if ef_search is not None and _ef_search.get(raw) != ef_search:
+        # A session setting, sent only when it changes (most lookups reuse the last value).
+        with connection.cursor() as cur:
+            cur.execute(f"SET hnsw.ef_search = {int(ef_search)}")
+        _ef_search[raw] = ef_search
     return psycopg.Cursor(raw)
 
 
@@ -177,19 +184,25 @@ def _partition_rows(namespace: str, variant: str) -> tuple[int, int]:
     return cached[1], max(_table_rows[1], cached[1])
 
 
-def use_index(partition_rows: int, table_rows: int) -> bool:
-    """Whether HNSW will find the partition's neighbours: it must be big (else an exact scan is as
-    fast) and a large enough share of the table that ef_search candidates include enough of it."""
-    return partition_rows > EXACT_SCAN_MAX_ROWS and partition_rows >= HNSW_MIN_SHARE * table_rows
+def search_ef(partition_rows: int, table_rows: int) -> int | None:
+    """The hnsw.ef_search for a partition, or None to scan it exactly. A filtered HNSW scan finds
+    about ef_search rows of the whole table before the partition filter; if the partition holds
+    `share` of the table, about ef_search * share of them are its own."""
+    if partition_rows <= EXACT_SCAN_MAX_ROWS:
+        return None
+    share = partition_rows / max(table_rows, partition_rows)
+    needed = math.ceil(MIN_FILTERED_ROWS / share)
+    return None if needed > EF_SEARCH_MAX else max(EF_SEARCH_MIN, needed)
 
 
 def _pgvector_nearest(namespace: str, variant: str, embedding: np.ndarray, limit: int) -> list[Candidate]:
     rows, total = _partition_rows(namespace, variant)
     if rows == 0:
         return []
-    query = _HNSW_QUERY if use_index(rows, total) else _EXACT_QUERY
+    ef = search_ef(rows, total)
+    query = _EXACT_QUERY if ef is None else _HNSW_QUERY
     params = {"q": PgVector(embedding), "ns": namespace, "variant": variant, "limit": limit}
-    with _vector_cursor() as cur:
+    with _vector_cursor(ef) as cur:
         cur.execute(query, params, prepare=True)
         found = cur.fetchall()
     return [

@@ -346,10 +346,11 @@ def test_a_small_namespace_next_to_a_large_one_still_finds_its_neighbour() -> No
     assert hit is not None
 
 
-def test_hnsw_is_used_only_for_partitions_it_can_serve() -> None:
-    assert not cache_vectors.use_index(500, 600)  # small: an exact scan is as fast
-    assert not cache_vectors.use_index(50_000, 1_000_000)  # a small share: ef_search rows would all be others'
-    assert cache_vectors.use_index(50_000, 60_000)
+def test_hnsw_searches_wide_enough_for_its_partition_or_not_at_all() -> None:
+    assert cache_vectors.search_ef(500, 600) is None  # small: an exact scan is as fast
+    assert cache_vectors.search_ef(50_000, 60_000) == 40  # most of the table: pgvector's default
+    assert cache_vectors.search_ef(50_000, 1_000_000) == 400  # 5% of the table: ~20 of 400 are its own
+    assert cache_vectors.search_ef(5_000, 10_000_000) is None  # too small a share for any ef_search
 
 
 def test_capacity_in_bytes_evicts_the_least_recently_used() -> None:
