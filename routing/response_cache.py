@@ -1,16 +1,18 @@
 """The response cache: exact and semantic, per namespace, with TTL, LRU capacity and accounting.
 
-- Exact: the key is the SHA-256 of the normalized request (namespace, messages, model, and the
-  parameters that change the answer). Entries live in Postgres, fronted by an in-process LRU, so
-  a hit in a warm process costs microseconds. Purges reach every process through Redis pub/sub.
-- Semantic: on an exact miss, the conversation is embedded (MiniLM) and its nearest neighbour in
-  the namespace is found with pgvector (HNSW, cosine) where the database has it, else exactly in
-  process (numpy over the namespace's vectors). A neighbour is served only above the namespace's
-  similarity threshold AND when routing.cache_verify finds no difference that changes the answer
-  (numbers, names, negation, antonyms, system prompt, earlier turns).
+- Exact: the key is the SHA-256 of the normalized request (namespace, every field of every message,
+  model, and the parameters that change the answer). Entries live in Postgres, fronted by an
+  in-process LRU, so a hit in a warm process costs microseconds. Purges, evictions and overwrites
+  (a refresh) reach every process through Redis pub/sub.
+- Semantic: on an exact miss, the conversation is embedded (MiniLM) and its nearest neighbours in
+  the namespace and variant (model and answer-changing parameters) are found by routing.cache_vectors
+  (pgvector where the database has it, else exactly in process). A neighbour is served only above
+  the namespace's similarity threshold AND when routing.cache_verify finds no difference that
+  changes the answer (numbers, names, negation, antonyms, system prompt, earlier turns).
 - Policy: modes deterministic (default: temperature 0 or a seed; an omitted temperature is the
-  provider's default, 1) / all / off; TTL; capacity in entries and bytes with LRU eviction;
-  errors and truncated answers are never stored; Cache-Control no-cache (refresh) / no-store.
+  provider's default, 1) / all / off (an admin's off is a ceiling); TTL; capacity in entries and
+  bytes (embeddings counted) with LRU eviction; a periodic sweep of expired entries; errors and
+  truncated answers are never stored; Cache-Control no-cache (refresh) / no-store.
 """
 
 from __future__ import annotations
