@@ -113,6 +113,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "aios_site.context_processors.navigation",
+                "routing.context_processors.simulation",
             ],
         },
     },
@@ -310,6 +311,8 @@ AIOS_ENCRYPTION_KEY = _secret("AIOS_ENCRYPTION_KEY")  # encrypts admin-entered p
 AIOS_DECISION_RETENTION_DAYS = env.int("AIOS_DECISION_RETENTION_DAYS", default=30)
 AIOS_GATEWAY_RETRIES = env.int("AIOS_GATEWAY_RETRIES", default=2)  # attempts per model before falling back
 AIOS_CONFIG_RECHECK_S = env.float("AIOS_CONFIG_RECHECK_S", default=5.0)  # how soon admin edits reach every process
+AIOS_CACHE_SWEEP_INTERVAL_S = env.float("AIOS_CACHE_SWEEP_INTERVAL_S", default=300.0)  # expired cache rows deleted
+CELERY_BEAT_SCHEDULE["routing-cache-sweep"] = {"task": "routing.cache_sweep", "schedule": AIOS_CACHE_SWEEP_INTERVAL_S}
 # Celery's Django fixup closes the database connection before and after *every* task unless
 # CELERY_DB_REUSE_MAX is set (celery/fixups/django.py): a new Postgres connection per task costs
 # the action runtime ~4 ms of its ~7 ms. With AIOS_CELERY_DB_REUSE_MAX=N (and CONN_MAX_AGE > 0),

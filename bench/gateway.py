@@ -6,7 +6,8 @@ Starts a minimal OpenAI-compatible upstream (raw ASGI under uvicorn, a fixed ans
 Ai:oS server (the process `make up` runs, WEB_CONCURRENCY workers) on a private database whose
 catalog routes to that upstream. Latency: the same request sequentially over one keep-alive
 connection, direct to the upstream and through the gateway, side by side; added = difference
-of the percentiles. Throughput: requests per second through the gateway with 32 connections.
+of the percentiles; once with a named model, once with `model: "auto"` (routed). Throughput:
+requests per second through the gateway with 32 connections (named model).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ TARGETS = {"added_p50_ms": 3, "added_p99_ms": 15, "rps": 1000}
 # No temperature: OpenAI's default (1) is not cacheable, so every request takes the routing and
 # provider path (bench/cache.py measures cache hits).
 BODY = {"model": "openai_compatible/fast", "messages": [{"role": "user", "content": "Say hello."}]}
+# The same request routed (`auto`): the complexity analysis and model choice on top. The catalog
+# routes simple prompts to the same upstream, so the difference is the routing path alone.
+AUTO_BODY = {**BODY, "model": "auto"}
 
 UPSTREAM = """
 import json
@@ -90,12 +94,12 @@ def configure(url: str, upstream: str) -> str:
     return raw
 
 
-def sequential(url: str, headers: dict[str, str], n: int) -> np.ndarray:
+def sequential(url: str, headers: dict[str, str], n: int, body: dict | None = None) -> np.ndarray:
     times = []
     with httpx.Client(headers=headers, timeout=10) as client:
         for i in range(n + 50):
             t = time.perf_counter()
-            r = client.post(url, json=BODY)
+            r = client.post(url, json=body or BODY)
             elapsed = (time.perf_counter() - t) * 1000
             r.raise_for_status()
             if i >= 50:  # warm-up
@@ -180,7 +184,9 @@ def main() -> None:
         wait_port(gw_port)
         time.sleep(2)
         direct = sequential(f"http://127.0.0.1:{up_port}/chat/completions", {}, n)
-        through = sequential(f"http://127.0.0.1:{gw_port}/v1/chat/completions", {"Authorization": f"Bearer {token}"}, n)
+        gateway_url, auth = f"http://127.0.0.1:{gw_port}/v1/chat/completions", {"Authorization": f"Bearer {token}"}
+        through = sequential(gateway_url, auth, n)
+        routed = sequential(gateway_url, auth, n, AUTO_BODY)
         direct_rps = asyncio.run(throughput(up_port, "/chat/completions", {}, seconds / 3))
         rps = asyncio.run(throughput(gw_port, "/v1/chat/completions", {"Authorization": f"Bearer {token}"}, seconds))
     finally:
@@ -194,6 +200,8 @@ def main() -> None:
     print(f"direct to upstream: P50 {d50:.2f} ms, P99 {d99:.2f} ms ({n} sequential requests)")
     print(f"through the gateway: P50 {g50:.2f} ms, P99 {g99:.2f} ms; mean {statistics.mean(through):.2f} ms")
     print(f"added: P50 {g50 - d50:.2f} ms, P99 {g99 - d99:.2f} ms")
+    a50, a99 = np.percentile(routed, 50), np.percentile(routed, 99)
+    print(f"routed (model auto): P50 {a50:.2f} ms, P99 {a99:.2f} ms; added P50 {a50 - d50:.2f}, P99 {a99 - d99:.2f} ms")
     print(f"throughput at 32 connections: {rps:,.0f} requests/s through the gateway ({direct_rps:,.0f} direct)")
     emit(
         {
@@ -204,6 +212,8 @@ def main() -> None:
             "direct_rps": round(direct_rps),
             "direct_p50_ms": round(d50, 2),
             "gateway_p50_ms": round(g50, 2),
+            "auto_added_p50_ms": round(a50 - d50, 2),
+            "auto_added_p99_ms": round(a99 - d99, 2),
             "targets": TARGETS,
         }
     )

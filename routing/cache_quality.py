@@ -39,7 +39,20 @@ import numpy as np
 from routing.cache_verify import DEFAULT_SIMILARITY_THRESHOLD, Message, conversation_text, verify_semantic_match
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_data_dir() -> Path:
+    """`../shared/data` of the checkout, or of the directory holding it (git worktrees live one
+    level deeper); AIOS_SHARED_DATA overrides."""
+    if os.environ.get("AIOS_SHARED_DATA"):
+        return Path(os.environ["AIOS_SHARED_DATA"])
+    for parent in ROOT.parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return ROOT.parent / "shared" / "data"
+
+
+DATA = shared_data_dir()
 PARAPHRASE_PATH = DATA / "cache" / "gptcache_paraphrase_pairs.json"
 ROUTING_PATH = DATA / "routing" / "routellm_mmlu_gsm8k.jsonl.gz"
 EMBEDDING_STORE = ROOT / "var" / "cache" / "cache_quality_embeddings.npz"
@@ -413,6 +426,7 @@ class Lookup:
     similarity: float
     verified: bool
     reason: str
+    neighbour_messages: list[Message] = field(default_factory=list, hash=False, compare=False)
 
     @property
     def correct(self) -> bool:
@@ -425,9 +439,10 @@ class Lookup:
     @property
     def equivalent(self) -> bool:
         """Served another origin of the data that says the same as the query's own origin."""
-        if self.query.origin is None or self.exact or not self.neighbour_text.startswith("user: "):
+        single_user_turn = len(self.neighbour_messages) == 1 and self.neighbour_messages[0].get("role") == "user"
+        if self.query.origin is None or self.exact or not single_user_turn:
             return False
-        return same_statement(self.query.origin, self.neighbour_text.removeprefix("user: "))
+        return same_statement(self.query.origin, str(self.neighbour_messages[0].get("content", "")))
 
 
 def run_lookups(evalset: EvalSet, progress: Callable[[str], None] | None = None) -> list[Lookup]:
@@ -458,6 +473,7 @@ def run_lookups(evalset: EvalSet, progress: Callable[[str], None] | None = None)
                     float(similarities[row, best]),
                     result.ok,
                     result.reason,
+                    neighbour.messages,
                 )
             )
     return lookups

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -27,12 +27,15 @@ from observability import get_observability
 from observability.pricing import cost_of, prices
 from routing import catalog, decisions, policies
 from routing.catalog import Endpoint
+from routing.chat_schema import PASS_THROUGH
 from routing.providers.base import (
     ChatRequest,
     ChatResponse,
     ProviderError,
     StreamEvent,
+    backoff_delay,
     call_with_retries,
+    has_images,
     message_text,
 )
 from routing.providers.registry import ProviderNotConfigured, provider_for
@@ -59,19 +62,28 @@ class CompletionRequest:
     constraints: Constraints = field(default_factory=Constraints)
     timeout_s: float = 60.0
     namespace: str = "internal"  # cache namespace: one per API token, so tenants never share answers
-    cache_mode: str | None = None  # deterministic | all | off; None: the namespace's policy
+    cache_mode: str | None = None  # deterministic | all | off; None: the namespace's (its "off" always wins)
     cache_control: str = ""  # "no-cache" (refresh: don't read, do store) | "no-store" (bypass)
     cache_ttl_s: int | None = None  # this answer's time to live; None: the namespace's TTL
     attributes: dict[str, Any] = field(default_factory=dict)  # for the llm spans and the decision (aios.ab.*)
+    # Further OpenAI parameters (routing.chat_schema.ANSWER_EXTRAS and PASS_THROUGH), sent upstream.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def params(self) -> dict[str, Any]:
-        return {
+        """Everything besides the messages and the model that changes the answer (the cache keys
+        on it): sampling, further parameters, and the routing constraints (they pick the model)."""
+        out: dict[str, Any] = {
             "temperature": self.temperature,
             "top_p": self.top_p,
             "max_tokens": self.max_tokens,
             "stop": self.stop,
             "seed": self.seed,
         }
+        out.update((k, v) for k, v in self.extra.items() if k not in PASS_THROUGH)
+        constraints = self.constraints.as_dict()
+        if constraints:
+            out["aios_constraints"] = constraints
+        return out
 
 
 @dataclass
@@ -99,10 +111,16 @@ class _CacheCheck:
     result: str  # hit | semantic-hit | miss | bypass
     hit: Any = None
     key: str = ""
+    variant: str = ""
     policy: Any = None
     embedding: Any = None
+    embedding_text: str = ""  # what `embedding` embeds
     similarity: float | None = None
     store: bool = False
+
+    def embedding_of(self, text: str) -> Any:
+        """The lookup's embedding if it embeds `text` (the router's prompt), else None."""
+        return self.embedding if self.embedding is not None and self.embedding_text == text else None
 
 
 def _cache_check(req: CompletionRequest) -> _CacheCheck:
@@ -111,25 +129,40 @@ def _cache_check(req: CompletionRequest) -> _CacheCheck:
     from routing import response_cache as rc
 
     policy = rc.policy_for(req.namespace)
-    mode = req.cache_mode or policy.mode
+    mode = rc.effective_mode(policy.mode, req.cache_mode)
     if req.cache_control == "no-store" or not rc.cacheable(req.params(), mode):
         return _CacheCheck("bypass")
-    key = rc.cache_key(req.namespace, req.messages, req.model, req.params())
-    if req.cache_control == "no-cache":
-        return _CacheCheck("miss", key=key, policy=policy, store=True)
-    hit = rc.lookup_exact(req.namespace, key)
-    if hit is not None:
-        return _CacheCheck("hit", hit=hit, key=key, policy=policy)
-    embedding, similarity = None, None
+    params = req.params()
+    key = rc.cache_key(req.namespace, req.messages, req.model, params)
+    variant = rc.cache_variant(req.model, params)
+    refresh = req.cache_control == "no-cache"
+    if not refresh:
+        hit = rc.lookup_exact(req.namespace, key)
+        if hit is not None:
+            return _CacheCheck("hit", hit=hit, key=key, policy=policy)
+    embedding, similarity, text = None, None, ""
     if policy.semantic:
         from routing.cache_verify import conversation_text
         from routing.embeddings import embed
 
-        embedding = embed(conversation_text(req.messages))
-        hit, similarity = rc.lookup_semantic(req.namespace, req.messages, embedding, policy.similarity_threshold)
-        if hit is not None:
-            return _CacheCheck("semantic-hit", hit=hit, key=key, policy=policy, similarity=hit.similarity)
-    return _CacheCheck("miss", key=key, policy=policy, embedding=embedding, similarity=similarity, store=True)
+        # A refresh embeds too: the answer it stores must stay findable by meaning.
+        text = conversation_text(req.messages)
+        embedding = embed(text)
+        if not refresh:
+            threshold = policy.similarity_threshold
+            hit, similarity = rc.lookup_semantic(req.namespace, variant, req.messages, embedding, threshold)
+            if hit is not None:
+                return _CacheCheck("semantic-hit", hit=hit, key=key, policy=policy, similarity=hit.similarity)
+    return _CacheCheck(
+        "miss",
+        key=key,
+        variant=variant,
+        policy=policy,
+        embedding=embedding,
+        embedding_text=text,
+        similarity=similarity,
+        store=True,
+    )
 
 
 async def _check_cache(req: CompletionRequest) -> _CacheCheck:
@@ -140,7 +173,9 @@ async def _check_cache(req: CompletionRequest) -> _CacheCheck:
     cached = rc._policies.get(req.namespace)
     if cached is not None and time.monotonic() - cached[0] < 5.0:
         policy = cached[1]
-        if req.cache_control == "no-store" or not rc.cacheable(req.params(), req.cache_mode or policy.mode):
+        if req.cache_control == "no-store" or not rc.cacheable(
+            req.params(), rc.effective_mode(policy.mode, req.cache_mode)
+        ):
             return _CacheCheck("bypass")
         if req.cache_control != "no-cache":
             key = rc.cache_key(req.namespace, req.messages, req.model, req.params())
@@ -185,6 +220,7 @@ def _store(check: _CacheCheck, req: CompletionRequest, result: CompletionResult)
         cost_usd=result.cost_usd,
         latency_ms=r.latency_ms,
         ttl_s=req.cache_ttl_s,
+        variant=check.variant,
     )
 
 
@@ -210,16 +246,22 @@ def prompt_text(messages: list[dict[str, Any]]) -> str:
     return "\n".join(message_text(m.get("content")) for m in messages if m.get("role") != "assistant")
 
 
-def plan(req: CompletionRequest) -> tuple[Decision, dict[str, catalog.Credential]]:
-    """Route (or resolve the named model) and fetch credentials; sync, runs in a thread."""
+def plan(req: CompletionRequest, embedding: Any = None) -> tuple[Decision, dict[str, catalog.Credential]]:
+    """Route (or resolve the named model) and fetch credentials; sync, runs in a thread.
+    `embedding`: the prompt's embedding when the cache lookup computed it (never embed twice)."""
     text = prompt_text(req.messages)
+    constraints, needs = req.constraints, dict(req.extra)
+    if has_images(req.messages):
+        constraints = replace(constraints, requires_vision=True)  # an image needs a model that sees
+        if has_images(req.messages, by_url_only=True):
+            needs["image_url"] = True  # not every provider fetches images by URL (Gemini does not)
     if req.model in ("", "auto"):
-        decision = router.route(text, req.constraints, max_output_tokens=req.max_tokens)
+        decision = router.route(text, constraints, max_output_tokens=req.max_tokens, params=needs, embedding=embedding)
     else:
         endpoint = catalog.find(req.model)
         if endpoint is None:
             raise UnknownModel(f"unknown model {req.model!r}; GET /v1/models lists them, or use 'auto'")
-        decision = router.explicit(text, endpoint, max_output_tokens=req.max_tokens)
+        decision = router.explicit(text, endpoint, max_output_tokens=req.max_tokens, params=needs)
     decision.features.update(req.attributes)
     return decision, catalog.credentials.get()
 
@@ -250,6 +292,7 @@ def _chat_request(req: CompletionRequest, endpoint: Endpoint, stream: bool) -> C
         seed=req.seed,
         stream=stream,
         timeout_s=req.timeout_s,
+        extra=req.extra,
     )
 
 
@@ -288,15 +331,15 @@ def _record_llm(span: Any, endpoint: Endpoint, response: ChatResponse, req: Comp
     span.set_messages(input_messages=req.messages, output_messages=[{"role": "assistant", "content": response.content}])
 
 
-async def _plan(req: CompletionRequest) -> tuple[Decision, dict[str, catalog.Credential]]:
+async def _plan(req: CompletionRequest, embedding: Any = None) -> tuple[Decision, dict[str, catalog.Credential]]:
     """Plan on the loop when everything it needs is in memory (the common case: ~0.1 ms);
-    otherwise (first request, learned router's embedding) in a thread."""
+    otherwise (first request, the learned router's scoring) in a thread."""
     if learned_router.cached() is False:
         try:
             return plan(req)
         except NotLoaded:
             pass
-    return await sync_to_async(plan, thread_sensitive=False)(req)
+    return await sync_to_async(plan, thread_sensitive=False)(req, embedding)
 
 
 async def _cost_of(endpoint: Endpoint, response: ChatResponse) -> Decimal | None:
@@ -329,7 +372,7 @@ async def complete(req: CompletionRequest, caller: Caller | None = None) -> Comp
                     response, endpoint, None, root.trace_id, Decimal(0), 0, check.result, check.hit.similarity
                 )
             async with obs.trace_span("route", kind="route") as route_span:
-                decision, creds = await _plan(req)
+                decision, creds = await _plan(req, check.embedding_of(prompt_text(req.messages)))
                 _annotate_route(route_span, decision)
             decisions.record(decision, trace_id=root.trace_id, username=caller.username, api_token=caller.api_token)
             last_error: Exception | None = None
@@ -367,8 +410,10 @@ async def _call(obs: Any, req: CompletionRequest, endpoint: Endpoint, creds: dic
 @dataclass
 class StreamStart:
     endpoint: Endpoint
-    decision: Decision
+    decision: Decision | None  # None when answered from the cache
     trace_id: UUID
+    cache: str = "bypass"  # hit | semantic-hit | miss | bypass
+    similarity: float | None = None
 
 
 @dataclass
@@ -377,49 +422,96 @@ class StreamEnd:
     cost_usd: Decimal | None
 
 
+REPLAY_CHUNK_CHARS = 64  # a cached answer streams back in pieces of about this size
+
+
+def _replay(text: str) -> list[str]:
+    return [text[i : i + REPLAY_CHUNK_CHARS] for i in range(0, len(text), REPLAY_CHUNK_CHARS)] or [""]
+
+
 async def complete_stream(
     req: CompletionRequest, caller: Caller | None = None
 ) -> AsyncIterator[StreamStart | StreamEvent | StreamEnd]:
     """Stream a completion: a StreamStart (model chosen), text StreamEvents, then a StreamEnd
-    with usage and cost. Falls back to the next model only before the first text is sent."""
+    with usage and cost. Goes through the cache like `complete`: a hit is replayed as a stream,
+    and a miss is stored once its stream has ended normally (finish_reason stop). Before the first
+    text a failed call is retried, then the next model is tried; after it, the error ends the stream."""
     caller = caller or Caller()
     obs = get_observability()
+    loop = asyncio.get_running_loop()
     with context.bound(username=caller.username or None, api_token=caller.api_token or None):
         async with obs.trace_span("gateway.chat_completions", kind="internal") as root:
             await policies.apply(req, caller, root)  # a live A/B test's split of "auto" (routing/policies.py)
+            async with obs.trace_span("cache.lookup", kind="cache") as cache_span:
+                check = await _check_cache(req)
+                cache_span.set_attributes({"aios.cache.result": check.result, "aios.cache.namespace": req.namespace})
+                if check.similarity is not None:
+                    cache_span.set_attribute("aios.cache.similarity", round(check.similarity, 4))
+            if check.result != "bypass":
+                loop.run_in_executor(None, _after_lookup, check)  # accounting: never on the request path
+            if check.hit is not None:
+                response, endpoint = _cached_response(check.hit)
+                root.set_attribute("aios.model", endpoint.model_id)
+                yield StreamStart(endpoint, None, root.trace_id, check.result, check.hit.similarity)
+                for piece in _replay(response.content):
+                    yield StreamEvent(text=piece)
+                yield StreamEnd(response, Decimal(0))
+                return
             async with obs.trace_span("route", kind="route") as route_span:
-                decision, creds = await _plan(req)
+                decision, creds = await _plan(req, check.embedding_of(prompt_text(req.messages)))
                 _annotate_route(route_span, decision)
             decisions.record(decision, trace_id=root.trace_id, username=caller.username, api_token=caller.api_token)
+            start = StreamStart(decision.chosen, decision, root.trace_id, check.result, check.similarity)
             last_error: Exception | None = None
             for endpoint in [decision.chosen, *decision.alternatives]:
-                sent_text = False
-                span_model = endpoint.span_model
+                start.endpoint = endpoint
+                sent: list[bool] = [False]
                 try:
-                    async with obs.trace_span(
-                        f"chat {span_model}", kind="llm", model=span_model, provider=endpoint.provider
-                    ) as llm:
-                        llm.set_attributes(req.attributes)
-                        provider = _provider(endpoint, creds)
-                        yield StreamStart(endpoint, decision, root.trace_id)
-                        started = time.monotonic()
-                        async for event in provider.stream(_chat_request(req, endpoint, stream=True)):
-                            if event.is_final:
-                                _record_llm(llm, endpoint, event.response, req)
-                                llm.set_attribute("gen_ai.server.time_to_first_token", event.response.first_token_ms)
-                                cost = await _cost_of(endpoint, event.response)
-                                root.set_attribute("aios.model", endpoint.model_id)
-                                root.set_attribute("aios.stream_ms", round((time.monotonic() - started) * 1000, 1))
-                                yield StreamEnd(event.response, cost)
-                                return
-                            sent_text = True
-                            yield event
+                    async for item in _stream_endpoint(obs, req, endpoint, creds, start, sent):
+                        if isinstance(item, StreamEnd):
+                            root.set_attribute("aios.model", endpoint.model_id)
+                            if check.store and item.response.finish_reason == "stop":
+                                result = CompletionResult(item.response, endpoint, decision, root.trace_id,
+                                                          item.cost_usd, 1, check.result)  # fmt: skip
+                                loop.run_in_executor(None, _store, check, req, result)  # streamed first, stored after
+                        yield item
+                    return
                 except (ProviderError, ProviderNotConfigured) as exc:
-                    if sent_text or (isinstance(exc, ProviderError) and exc.kind in _CALLER_ERRORS):
+                    if sent[0] or (isinstance(exc, ProviderError) and exc.kind in _CALLER_ERRORS):
                         raise
                     last_error = exc
             assert last_error is not None
             raise last_error
+
+
+async def _stream_endpoint(
+    obs: Any, req: CompletionRequest, endpoint: Endpoint, creds: dict[str, Any], start: StreamStart, sent: list[bool]
+) -> AsyncIterator[StreamStart | StreamEvent | StreamEnd]:
+    """One model's stream, retried (with backoff) while no text has gone out. `sent[0]` turns
+    true with the first text: from then on an error can only end the stream."""
+    span_model = endpoint.span_model
+    attempts = max(1, settings.AIOS_GATEWAY_RETRIES)
+    async with obs.trace_span(f"chat {span_model}", kind="llm", model=span_model, provider=endpoint.provider) as llm:
+        llm.set_attributes(req.attributes)
+        provider = _provider(endpoint, creds)
+        yield start
+        for attempt in range(attempts):
+            started = time.monotonic()
+            try:
+                async for event in provider.stream(_chat_request(req, endpoint, stream=True)):
+                    if event.is_final:
+                        _record_llm(llm, endpoint, event.response, req)
+                        llm.set_attribute("gen_ai.server.time_to_first_token", event.response.first_token_ms)
+                        llm.set_attribute("aios.stream_ms", round((time.monotonic() - started) * 1000, 1))
+                        yield StreamEnd(event.response, await _cost_of(endpoint, event.response))
+                        return
+                    sent[0] = True
+                    yield event
+            except ProviderError as exc:
+                if sent[0] or not exc.retryable or attempt == attempts - 1:
+                    raise
+                llm.set_attribute("aios.retries", attempt + 1)
+                await asyncio.sleep(backoff_delay(attempt, exc.retry_after_s, base_s=0.2, cap_s=5.0, jitter=True))
 
 
 __all__ = [

@@ -207,7 +207,7 @@ def embed(text: str) -> np.ndarray:
     vector = embed_many([text])[0]
     with _cache_lock:
         _cache[text] = vector
-        if len(_cache) > _CACHE_SIZE:
+        while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return vector
 

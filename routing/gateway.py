@@ -20,9 +20,10 @@ from typing import Any
 
 from observability.tracing import random_hex
 from routing import catalog, completion
+from routing.chat_schema import BodyError, RoutingConstraints, parse_body
 from routing.completion import Caller, CompletionRequest, StreamEnd, StreamStart
 from routing.providers.base import ChatResponse, ProviderError, StreamEvent
-from routing.router import Constraints, NoModelAvailable
+from routing.router import Constraints, NoModelAvailable, UnsupportedParameter
 
 log = logging.getLogger(__name__)
 
@@ -60,73 +61,34 @@ class GatewayError(Exception):
 
 # --- request parsing --------------------------------------------------------------------------------
 
-_ROLES = {"system", "developer", "user", "assistant", "tool"}
-
-
-def _number(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise GatewayError(400, f"{name} must be a number between {low} and {high}", param=name)
-    return float(value)
-
-
-def _int(body: dict[str, Any], name: str, low: int) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise GatewayError(400, f"{name} must be an integer >= {low}", param=name)
-    return value
-
 
 def parse_request(body: Any) -> tuple[CompletionRequest, bool, bool]:
     """(request, stream?, include usage in the stream?) or GatewayError naming the field."""
-    if not isinstance(body, dict):
-        raise GatewayError(400, "the body must be a JSON object")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise GatewayError(400, "messages must be a non-empty array", param="messages")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in _ROLES:
-            raise GatewayError(400, f"messages[{i}].role must be one of {sorted(_ROLES)}", param=f"messages[{i}].role")
-        if not isinstance(m.get("content"), str | list) and m.get("content") is not None:
-            raise GatewayError(
-                400, f"messages[{i}].content must be a string or an array", param=f"messages[{i}].content"
-            )
-    model = body.get("model", "auto")
-    if not isinstance(model, str) or not model:
-        raise GatewayError(400, "model must be a string ('auto' routes)", param="model")
-    stop = body.get("stop")
-    if stop is not None and not isinstance(stop, str | list):
-        raise GatewayError(400, "stop must be a string or an array", param="stop")
-    routing = body.get("aios_constraints") or {}
-    if not isinstance(routing, dict):
-        raise GatewayError(400, "aios_constraints must be an object", param="aios_constraints")
     try:
-        constraints = Constraints(
-            max_cost_usd=routing.get("max_cost_usd"),
-            max_latency_ms=routing.get("max_latency_ms"),
-            requires_vision=bool(routing.get("requires_vision", False)),
-            min_context_tokens=routing.get("min_context_tokens"),
-        )
-    except TypeError as exc:
-        raise GatewayError(400, f"aios_constraints: {exc}", param="aios_constraints") from exc
-    max_tokens = _int(body, "max_completion_tokens", 1) or _int(body, "max_tokens", 1)
-    req = CompletionRequest(
-        messages=messages,
-        model=model,
-        temperature=_number(body, "temperature", 0, 2),
-        top_p=_number(body, "top_p", 0, 1),
-        max_tokens=max_tokens,
-        stop=stop,
-        seed=_int(body, "seed", 0),
-        constraints=constraints,
+        parsed = parse_body(body)
+    except BodyError as exc:
+        raise GatewayError(400, str(exc), param=exc.param) from exc
+    c = parsed.aios_constraints or RoutingConstraints()
+    constraints = Constraints(
+        max_cost_usd=c.max_cost_usd,
+        max_latency_ms=c.max_latency_ms,
+        requires_vision=c.requires_vision,
+        min_context_tokens=c.min_context_tokens,
     )
-    stream = bool(body.get("stream", False))
-    options = body.get("stream_options") or {}
-    return req, stream, bool(isinstance(options, dict) and options.get("include_usage"))
+    req = CompletionRequest(
+        # As sent (validated): every field of a message goes upstream and into the cache key.
+        messages=body["messages"],
+        model=parsed.model,
+        temperature=parsed.temperature,
+        top_p=parsed.top_p,
+        max_tokens=parsed.max_completion_tokens or parsed.max_tokens,
+        stop=parsed.stop,
+        seed=parsed.seed,
+        constraints=constraints,
+        extra=parsed.extras(),
+    )
+    include_usage = bool(parsed.stream_options and parsed.stream_options.include_usage)
+    return req, parsed.stream, include_usage
 
 
 # --- response shapes -------------------------------------------------------------------------------
@@ -250,6 +212,9 @@ class GatewayApp:
                 await self._json(send, 200, completion_body(result, request_id), headers)
         except GatewayError as exc:
             await self._json(send, exc.status, exc.body())
+        except UnsupportedParameter as exc:
+            error = GatewayError(400, str(exc), param=exc.param, code="unsupported_parameter")
+            await self._json(send, 400, error.body())
         except (NoModelAvailable, completion.UnknownModel) as exc:
             status, code = (404, "model_not_found") if isinstance(exc, completion.UnknownModel) else (422, "no_model")
             await self._json(send, status, GatewayError(status, str(exc), param="model", code=code).body())
@@ -330,7 +295,10 @@ class GatewayApp:
                 "x-aios-trace-id": start.trace_id.hex,
                 "x-request-id": request_id,
                 "cache-control": "no-cache",
+                "x-aios-cache": start.cache,
             }
+            if start.cache == "semantic-hit" and start.similarity is not None:
+                headers["x-aios-cache-similarity"] = f"{start.similarity:.4f}"
             if start.endpoint.simulated:
                 headers["x-aios-simulated"] = "true"
             await send(

@@ -716,7 +716,10 @@ class LearnedRouter:
 
     def decide(self, prompt: str, embedding: np.ndarray | None = None) -> tuple[TaskComplexity, float]:
         """The tier and a confidence in [0, 1]: how far, in training-rank terms, the score is from a boundary."""
-        score = self.score(prompt, embedding)
+        return self.decide_score(self.score(prompt, embedding))
+
+    def decide_score(self, score: float) -> tuple[TaskComplexity, float]:
+        """`decide` for a score already computed (the router needs both and scores once)."""
         if score >= self.thresholds["complex"]:
             tier = TaskComplexity.COMPLEX
         elif score >= self.thresholds["medium"]:

@@ -6,7 +6,6 @@ import uuid
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.utils import timezone
 
@@ -151,23 +150,29 @@ class CachePolicy(models.Model):
     max_entries = models.PositiveIntegerField(default=10_000)
     max_bytes = models.PositiveBigIntegerField(default=100 * 1024 * 1024)
     semantic = models.BooleanField(default=True)
-    similarity_threshold = models.FloatField(default=0.785, help_text="Cosine similarity a neighbour must reach")
+    similarity_threshold = models.FloatField(default=0.805, help_text="Cosine similarity a neighbour must reach")
 
     def __str__(self) -> str:
         return f"cache policy for {self.namespace}"
 
 
 class CacheEntry(models.Model):
-    """One cached answer. `embedding` is a float array everywhere; where pgvector exists a
-    generated `embedding_vec vector(384)` column with an HNSW index mirrors it (migration 0005)."""
+    """One cached answer. `embedding` is the float32 vector as 1,536 little-endian bytes (read
+    straight into numpy by the in-process search); where pgvector exists, store() also writes an
+    `embedding_vec vector(384)` column with an HNSW cosine index (migrations 0005 and 0007).
+
+    `variant` is a hash of what besides the conversation changes the answer (the model asked for,
+    sampling and further parameters, routing constraints): semantic lookups only compare entries
+    of the same namespace and variant."""
 
     id = models.BigAutoField(primary_key=True)
     namespace = models.CharField(max_length=150)
     key_hash = models.CharField(max_length=64)
+    variant = models.CharField(max_length=32, default="")
     messages = models.JSONField()
     params = models.JSONField(default=dict)
     prompt_text = models.TextField()
-    embedding = ArrayField(models.FloatField(), null=True, blank=True)
+    embedding = models.BinaryField(null=True, blank=True)
     response = models.JSONField()  # content, model, finish_reason, usage
     model = models.CharField(max_length=200)
     cost_usd = models.DecimalField(max_digits=18, decimal_places=10, null=True)
@@ -180,7 +185,11 @@ class CacheEntry(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["namespace", "key_hash"], name="cacheentry_unique_key")]
-        indexes = [models.Index(fields=["namespace", "last_hit_at"], name="cacheentry_lru_idx")]
+        indexes = [
+            models.Index(fields=["namespace", "last_hit_at"], name="cacheentry_lru_idx"),
+            # the in-process search fetches a partition's rows newer than the last one it has
+            models.Index(fields=["namespace", "variant", "id"], name="cacheentry_variant_idx"),
+        ]
         verbose_name_plural = "cache entries"
 
     def __str__(self) -> str:

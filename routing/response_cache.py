@@ -1,16 +1,18 @@
 """The response cache: exact and semantic, per namespace, with TTL, LRU capacity and accounting.
 
-- Exact: the key is the SHA-256 of the normalized request (namespace, messages, model, and the
-  parameters that change the answer). Entries live in Postgres, fronted by an in-process LRU, so
-  a hit in a warm process costs microseconds. Purges reach every process through Redis pub/sub.
-- Semantic: on an exact miss, the conversation is embedded (MiniLM) and its nearest neighbour in
-  the namespace is found with pgvector (HNSW, cosine) where the database has it, else exactly in
-  process (numpy over the namespace's vectors). A neighbour is served only above the namespace's
-  similarity threshold AND when routing.cache_verify finds no difference that changes the answer
-  (numbers, names, negation, antonyms, system prompt, earlier turns).
+- Exact: the key is the SHA-256 of the normalized request (namespace, every field of every message,
+  model, and the parameters that change the answer). Entries live in Postgres, fronted by an
+  in-process LRU, so a hit in a warm process costs microseconds. Purges, evictions and overwrites
+  (a refresh) reach every process through Redis pub/sub.
+- Semantic: on an exact miss, the conversation is embedded (MiniLM) and its nearest neighbours in
+  the namespace and variant (model and answer-changing parameters) are found by routing.cache_vectors
+  (pgvector where the database has it, else exactly in process). A neighbour is served only above
+  the namespace's similarity threshold AND when routing.cache_verify finds no difference that
+  changes the answer (numbers, names, negation, antonyms, system prompt, earlier turns).
 - Policy: modes deterministic (default: temperature 0 or a seed; an omitted temperature is the
-  provider's default, 1) / all / off; TTL; capacity in entries and bytes with LRU eviction;
-  errors and truncated answers are never stored; Cache-Control no-cache (refresh) / no-store.
+  provider's default, 1) / all / off (an admin's off is a ceiling); TTL; capacity in entries and
+  bytes (embeddings counted) with LRU eviction; a periodic sweep of expired entries; errors and
+  truncated answers are never stored; Cache-Control no-cache (refresh) / no-store.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from routing import cache_vectors
 from routing.cache_verify import DEFAULT_SIMILARITY_THRESHOLD, conversation_text, verify_semantic_match
 from routing.models import CacheEntry, CacheMode, CachePolicy
 
 log = logging.getLogger(__name__)
 
 LRU_SIZE = 10_000
-ANSWER_PARAMS = ("temperature", "top_p", "max_tokens", "stop", "seed")
+_FLOAT_PARAMS = frozenset({"temperature", "top_p", "frequency_penalty", "presence_penalty"})
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,14 @@ def policy_for(namespace: str) -> Policy:
     return policy
 
 
+def effective_mode(policy_mode: str, requested: str | None) -> str:
+    """The mode a request runs under: its own (header, per-request) unless the namespace's admin
+    turned the cache off, which no request can lift."""
+    if policy_mode == CacheMode.OFF:
+        return CacheMode.OFF
+    return requested or policy_mode
+
+
 def cacheable(params: dict[str, Any], mode: str) -> bool:
     """Whether a request may be answered from (and stored in) the cache under `mode`."""
     if mode == CacheMode.OFF:
@@ -92,20 +103,33 @@ def cacheable(params: dict[str, Any], mode: str) -> bool:
     return params.get("seed") is not None or (temperature is not None and float(temperature) == 0.0)
 
 
-def cache_key(namespace: str, messages: list[dict[str, Any]], model: str, params: dict[str, Any]) -> str:
-    normalized = {
-        "ns": namespace,
-        "model": model or "auto",
-        "messages": [{"role": m.get("role"), "content": m.get("content")} for m in messages],
-        # 0 and 0.0 are the same temperature
-        "params": {
-            k: float(v) if k in ("temperature", "top_p") else v
-            for k in ANSWER_PARAMS
-            if (v := params.get(k)) is not None
-        },
-    }
-    blob = json.dumps(normalized, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def _normalized_params(params: dict[str, Any]) -> dict[str, Any]:
+    # 0 and 0.0 are the same temperature; an unset parameter is no parameter
+    return {k: float(v) if k in _FLOAT_PARAMS else v for k, v in params.items() if v is not None}
+
+
+def _digest(value: Any) -> str:
+    blob = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cache_key(namespace: str, messages: list[dict[str, Any]], model: str, params: dict[str, Any]) -> str:
+    """`params`: everything besides messages and model that changes the answer (CompletionRequest.params)."""
+    return _digest(
+        {
+            "ns": namespace,
+            "model": model or "auto",
+            # Every field of every message (name, tool_calls, tool_call_id...): an unset one is absent.
+            "messages": [{k: v for k, v in m.items() if v is not None} for m in messages],
+            "params": _normalized_params(params),
+        }
+    )
+
+
+def cache_variant(model: str, params: dict[str, Any]) -> str:
+    """What besides the conversation changes the answer, hashed: a semantic neighbour must share it
+    (the same question asked of another model, or with another max_tokens, is another answer)."""
+    return _digest({"model": model or "auto", "params": _normalized_params(params)})[:32]
 
 
 # --- the in-process LRU and its invalidation ---------------------------------------------------------
@@ -126,7 +150,10 @@ class LocalLRU:
         if expires < time.time():
             self._data.pop((namespace, key), None)
             return None
-        self._data.move_to_end((namespace, key))
+        try:
+            self._data.move_to_end((namespace, key))
+        except KeyError:  # dropped by another thread since the read: the hit is still the answer we had
+            pass
         return hit
 
     def put(self, namespace: str, key: str, expires_at: float, hit: CacheHit) -> None:
@@ -136,8 +163,11 @@ class LocalLRU:
             while len(self._data) > self.size:
                 self._data.popitem(last=False)
 
-    def drop(self, namespace: str | None = None, entry_id: int | None = None) -> None:
+    def drop(self, namespace: str | None = None, entry_id: int | None = None, key: str | None = None) -> None:
         with self._lock:
+            if namespace is not None and key is not None:
+                self._data.pop((namespace, key), None)
+                return
             for k in [
                 k
                 for k, (_, hit) in self._data.items()
@@ -163,8 +193,7 @@ class LocalLRU:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(_channel())
                 for message in pubsub.listen():
-                    data = json.loads(message["data"])
-                    self.drop(data.get("namespace"), data.get("entry_id"))
+                    _apply_invalidation(json.loads(message["data"]))
             except Exception:
                 if exiting():  # Redis stopped at exit (embedded servers): stop quietly
                     return
@@ -180,10 +209,32 @@ def _channel() -> str:
 local = LocalLRU()
 
 
-def _publish_invalidation(namespace: str | None, entry_id: int | None) -> None:
-    local.drop(namespace, entry_id)
+def _apply_invalidation(message: dict[str, Any]) -> None:
+    """Forget what a purge, eviction or refresh (here or in another process) made stale."""
+    namespace, keys = message.get("namespace"), message.get("keys") or ()
+    if namespace is not None and keys:
+        for key in keys:
+            local.drop(namespace, key=key)
+    else:
+        local.drop(namespace, message.get("entry_id"))
+    if message.get("ids") and namespace is not None:
+        cache_vectors.note_deleted(namespace, message["ids"])
+    if message.get("purge"):
+        cache_vectors.forget(namespace)
+
+
+def _publish_invalidation(
+    namespace: str | None,
+    entry_id: int | None = None,
+    *,
+    keys: list[str] | None = None,
+    ids: list[int] | None = None,
+    purge: bool = False,
+) -> None:
+    message = {"namespace": namespace, "entry_id": entry_id, "keys": keys, "ids": ids, "purge": purge}
+    _apply_invalidation(message)
     try:
-        _redis().publish(_channel(), json.dumps({"namespace": namespace, "entry_id": entry_id}))
+        _redis().publish(_channel(), json.dumps(message))
     except Exception:
         log.warning("could not broadcast a cache invalidation", exc_info=True)
 
@@ -210,81 +261,26 @@ def lookup_exact(namespace: str, key: str) -> CacheHit | None:
 
 
 def vector_search_mode() -> str:
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT 1 FROM information_schema.columns WHERE table_name = 'routing_cacheentry' "
-            "AND column_name = 'embedding_vec'"
-        )
-        return "pgvector" if cur.fetchone() else "in-process"
-
-
-_mode: str | None = None
+    return cache_vectors.vector_search_mode()
 
 
 def _search_mode() -> str:
-    global _mode
-    if _mode is None:
-        _mode = vector_search_mode()
-    return _mode
-
-
-def _nearest(namespace: str, embedding: np.ndarray, limit: int = 3) -> list[tuple[int, float]]:
-    """(entry id, cosine similarity) of the nearest live entries of the namespace."""
-    now = timezone.now()
-    if _search_mode() == "pgvector":
-        with connection.cursor() as cur:
-            cur.execute(
-                "SELECT id, 1 - (embedding_vec <=> %s::vector) FROM routing_cacheentry "
-                "WHERE namespace = %s AND expires_at > %s AND embedding_vec IS NOT NULL "
-                "ORDER BY embedding_vec <=> %s::vector LIMIT %s",
-                [_vector_literal(embedding), namespace, now, _vector_literal(embedding), limit],
-            )
-            return [(i, float(s)) for i, s in cur.fetchall()]
-    ids, matrix = _namespace_matrix(namespace)
-    if not ids:
-        return []
-    scores = matrix @ embedding.astype(np.float32)
-    top = np.argsort(-scores)[:limit]
-    return [(ids[i], float(scores[i])) for i in top]
-
-
-def _vector_literal(vector: np.ndarray) -> str:
-    return "[" + ",".join(f"{x:.6f}" for x in vector.tolist()) + "]"
-
-
-_matrices: dict[str, tuple[float, list[int], np.ndarray]] = {}
-
-
-def _namespace_matrix(namespace: str) -> tuple[list[int], np.ndarray]:
-    """The namespace's live embeddings as one matrix, reloaded every few seconds (in-process mode)."""
-    cached = _matrices.get(namespace)
-    # Stores in this process drop the matrix at once; other processes' stores show within 30 s
-    # (a later semantic hit, never a wrong one).
-    if cached and time.monotonic() - cached[0] < 30.0:
-        return cached[1], cached[2]
-    rows = list(
-        CacheEntry.objects.filter(
-            namespace=namespace, expires_at__gt=timezone.now(), embedding__isnull=False
-        ).values_list("id", "embedding")
-    )
-    ids = [r[0] for r in rows]
-    matrix = np.asarray([r[1] for r in rows], dtype=np.float32) if rows else np.zeros((0, 384), dtype=np.float32)
-    _matrices[namespace] = (time.monotonic(), ids, matrix)
-    return ids, matrix
+    return cache_vectors.search_mode()
 
 
 def lookup_semantic(
-    namespace: str, messages: list[dict[str, Any]], embedding: np.ndarray, threshold: float
+    namespace: str, variant: str, messages: list[dict[str, Any]], embedding: np.ndarray, threshold: float
 ) -> tuple[CacheHit | None, float | None]:
-    """The nearest entry above `threshold` that the verifier accepts; also the best similarity."""
+    """The nearest entry of the namespace and variant above `threshold` that the verifier accepts;
+    also the best similarity seen."""
     best = None
-    for entry_id, similarity in _nearest(namespace, embedding):
-        best = similarity if best is None else max(best, similarity)
-        if similarity < threshold:
+    for c in cache_vectors.nearest(namespace, variant, embedding):
+        best = c.similarity if best is None else max(best, c.similarity)
+        if c.similarity < threshold:
             break
-        entry = CacheEntry.objects.filter(pk=entry_id).first()
-        if entry is not None and verify_semantic_match(messages, entry.messages).ok:
-            return _hit_from(entry, "semantic-hit", similarity), best
+        if verify_semantic_match(messages, c.messages).ok:
+            hit = CacheHit("semantic-hit", c.entry_id, c.response, c.model, c.similarity, c.cost_usd, c.latency_ms)
+            return hit, best
     return None, best
 
 
@@ -335,6 +331,39 @@ def note_hit(entry_id: int) -> None:
 # --- writes ---------------------------------------------------------------------------------------------
 
 
+_UPSERT = """
+INSERT INTO routing_cacheentry AS e (namespace, key_hash, variant, messages, params, prompt_text, embedding,
+    {vec_col} response, model, cost_usd, latency_ms, size_bytes, created_at, expires_at, last_hit_at, hit_count)
+VALUES (%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, {vec_val} %s::jsonb, %s, %s, %s, %s, now(), %s, NULL, 0)
+ON CONFLICT (namespace, key_hash) DO UPDATE SET
+    variant = EXCLUDED.variant, messages = EXCLUDED.messages, params = EXCLUDED.params,
+    prompt_text = EXCLUDED.prompt_text,
+    -- without an embedding at hand (semantic lookups off) an overwrite keeps the row's own: the
+    -- same messages embed the same way, and a NULL would hide the entry from semantic lookups
+    embedding = coalesce(EXCLUDED.embedding, e.embedding), {vec_update}
+    response = EXCLUDED.response, model = EXCLUDED.model, cost_usd = EXCLUDED.cost_usd,
+    latency_ms = EXCLUDED.latency_ms, size_bytes = EXCLUDED.size_bytes, created_at = now(),
+    expires_at = EXCLUDED.expires_at, last_hit_at = NULL, hit_count = 0
+RETURNING id, (xmax = 0) AS inserted, embedding
+"""
+_UPSERT_PLAIN = _UPSERT.format(vec_col="", vec_val="", vec_update="")
+_UPSERT_VECTOR = _UPSERT.format(
+    vec_col="embedding_vec,",
+    vec_val="%s::vector,",
+    vec_update="embedding_vec = coalesce(EXCLUDED.embedding_vec, e.embedding_vec),",
+)
+# What a stored vector costs: float32 bytes, plus pgvector's copy (4 bytes a dimension and a header).
+VECTOR_BYTES = cache_vectors.DIMENSIONS * 4
+PGVECTOR_BYTES = cache_vectors.DIMENSIONS * 4 + 8
+
+
+def entry_size(response: dict[str, Any], messages: list[dict[str, Any]], text: str, embedded: bool) -> int:
+    size = len(json.dumps(response)) + len(json.dumps(messages)) + len(text)
+    if embedded:
+        size += VECTOR_BYTES + (PGVECTOR_BYTES if _search_mode() == "pgvector" else 0)
+    return size
+
+
 def store(
     *,
     policy: Policy,
@@ -347,58 +376,74 @@ def store(
     cost_usd: Decimal | None,
     latency_ms: float,
     ttl_s: int | None = None,
-) -> CacheEntry | None:
-    """Store an answer (never an error or a truncated one: the caller checks finish_reason)."""
+    variant: str = "",
+) -> int | None:
+    """Store an answer (never an error or a truncated one: the caller checks finish_reason) and
+    return its id. One statement: an upsert that says whether it overwrote an answer."""
     if response.get("finish_reason") not in ("stop", None):
         return None
     text = conversation_text(messages)
-    size = len(json.dumps(response)) + len(text)
     expires = timezone.now() + timedelta(seconds=ttl_s or policy.ttl_s)
+    blob = cache_vectors.to_bytes(embedding) if embedding is not None else None
+    values: list[Any] = [policy.namespace, key, variant, json.dumps(messages), json.dumps(params), text, blob]
+    pgvector = _search_mode() == "pgvector"
+    if pgvector:
+        values.append(cache_vectors.pg_vector_param(embedding))
+    size = entry_size(response, messages, text, embedding is not None)
+    values += [json.dumps(response), model, cost_usd, latency_ms, size, expires]
     with transaction.atomic():
-        entry, _ = CacheEntry.objects.update_or_create(
-            namespace=policy.namespace,
-            key_hash=key,
-            defaults={
-                "messages": messages,
-                "params": params,
-                "prompt_text": text,
-                "embedding": embedding.tolist() if embedding is not None else None,
-                "response": response,
-                "model": model,
-                "cost_usd": cost_usd,
-                "latency_ms": latency_ms,
-                "size_bytes": size,
-                "expires_at": expires,
-                "created_at": timezone.now(),
-                "last_hit_at": None,
-                "hit_count": 0,
-            },
-        )
+        with connection.cursor() as cur:
+            cur.execute(_UPSERT_VECTOR if pgvector else _UPSERT_PLAIN, values)
+            entry_id, inserted, stored = cur.fetchone()
         evict(policy)
-    _matrices.pop(policy.namespace, None)
-    return entry
+        if not inserted:
+            # A refresh (Cache-Control: no-cache) overwrote an answer that this and other processes
+            # may hold in memory: forget it here now, and everywhere once the new row is visible.
+            local.drop(policy.namespace, key=key)
+            transaction.on_commit(lambda: _publish_invalidation(policy.namespace, keys=[key]))
+    vector = embedding if embedding is not None else (cache_vectors.from_bytes(stored) if stored else None)
+    cache_vectors.note_stored(policy.namespace, variant, entry_id, expires.timestamp(), vector, inserted=inserted)
+    return entry_id
 
 
 def evict(policy: Policy) -> int:
     """Drop expired entries, then least recently used ones beyond the entry and byte limits."""
-    now = timezone.now()
-    removed = CacheEntry.objects.filter(namespace=policy.namespace, expires_at__lte=now).delete()[0]
     with connection.cursor() as cur:
         cur.execute(
             """
             DELETE FROM routing_cacheentry WHERE id IN (
                 SELECT id FROM (
-                    SELECT id, row_number() OVER w AS n, sum(size_bytes) OVER w AS bytes
+                    SELECT id, expires_at, row_number() OVER w AS n, sum(size_bytes) OVER w AS bytes
                     FROM routing_cacheentry WHERE namespace = %s
                     WINDOW w AS (ORDER BY coalesce(last_hit_at, created_at) DESC, id DESC)
-                ) ranked WHERE n > %s OR bytes > %s)
+                ) ranked WHERE n > %s OR bytes > %s OR expires_at <= now())
+            RETURNING id, key_hash, variant
             """,
             [policy.namespace, policy.max_entries, policy.max_bytes],
         )
-        removed += cur.rowcount
+        removed = cur.fetchall()
     if removed:
-        _publish_invalidation(policy.namespace, None)
-    return removed
+        for variant in {row[2] for row in removed}:
+            cache_vectors.note_rows(policy.namespace, variant, -sum(1 for row in removed if row[2] == variant))
+        # Only these keys: wiping the namespace from every LRU would cost every hot entry.
+        _publish_invalidation(policy.namespace, keys=[row[1] for row in removed], ids=[row[0] for row in removed])
+    return len(removed)
+
+
+def sweep_expired(*, batch: int = 10_000) -> int:
+    """Delete expired entries of every namespace, in batches (each its own short transaction).
+    No broadcast: every reader checks expiry (the LRU, the vector partitions, the candidate query)."""
+    total = 0
+    while True:
+        with connection.cursor() as cur:
+            cur.execute(
+                "DELETE FROM routing_cacheentry WHERE id IN "
+                "(SELECT id FROM routing_cacheentry WHERE expires_at <= now() LIMIT %s)",
+                [batch],
+            )
+            total += cur.rowcount
+            if cur.rowcount < batch:
+                return total
 
 
 def purge(*, namespace: str | None = None, entry_id: int | None = None) -> int:
@@ -408,8 +453,7 @@ def purge(*, namespace: str | None = None, entry_id: int | None = None) -> int:
     if entry_id:
         qs = qs.filter(pk=entry_id)
     removed = qs.delete()[0]
-    _matrices.clear()
-    _publish_invalidation(namespace, entry_id)
+    _publish_invalidation(namespace, entry_id, ids=[entry_id] if entry_id else None, purge=entry_id is None)
     return removed
 
 
@@ -458,9 +502,9 @@ def get_stats(*, window: timedelta = timedelta(hours=24), namespace: str | None 
     for ts in minutes:
         pipe.hgetall(_stats_key(ts))
     per_ns: dict[str, dict[str, float]] = {}
-    series = {"t": [], "hits": [], "misses": [], "saved_usd": []}
+    series: dict[str, list[Any]] = {"t": [], "hits": [], "misses": [], "hit_rate": [], "saved_usd": [], "saved_ms": []}
     for ts, fields in zip(minutes, pipe.execute(), strict=True):
-        point = {"hit": 0, "semantic-hit": 0, "miss": 0, "saved_microusd": 0}
+        point = {"hit": 0, "semantic-hit": 0, "miss": 0, "saved_microusd": 0, "saved_ms": 0}
         for raw_field, raw_value in fields.items():
             ns, _, what = raw_field.decode().rpartition("|")
             if namespace and ns != namespace:
@@ -469,11 +513,14 @@ def get_stats(*, window: timedelta = timedelta(hours=24), namespace: str | None 
             per_ns[ns][what] += int(raw_value)
             if what in point:
                 point[what] += int(raw_value)
-        if point["hit"] or point["semantic-hit"] or point["miss"]:
+        hits = point["hit"] + point["semantic-hit"]
+        if hits or point["miss"]:
             series["t"].append(time.strftime("%Y-%m-%dT%H:%M:00Z", time.gmtime(ts - ts % 60)))
-            series["hits"].append(point["hit"] + point["semantic-hit"])
+            series["hits"].append(hits)
             series["misses"].append(point["miss"])
+            series["hit_rate"].append(hits / (hits + point["miss"]))
             series["saved_usd"].append(point["saved_microusd"] / 1e6)
+            series["saved_ms"].append(point["saved_ms"])
 
     def summarize(c: dict[str, float]) -> dict[str, Any]:
         hits, semantic, misses = c.get("hit", 0), c.get("semantic-hit", 0), c.get("miss", 0)

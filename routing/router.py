@@ -14,11 +14,13 @@ order the gateway uses when a provider fails.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
@@ -27,6 +29,7 @@ from observability.pricing import cost_of, prices
 from routing import catalog
 from routing.catalog import Endpoint
 from routing.complexity import ComplexityAnalyzer, TaskComplexity
+from routing.providers.registry import unsupported_params
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,14 @@ TIER_ORDER = ("simple", "medium", "complex")
 
 class NoModelAvailable(Exception):
     """No enabled model satisfies the constraints."""
+
+
+class UnsupportedParameter(NoModelAvailable):
+    """No model the request may go to honours one of its parameters (`param`)."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 @dataclass(frozen=True)
@@ -104,35 +115,69 @@ class ModelRouter:
     def __init__(self, analyzer: ComplexityAnalyzer | None = None) -> None:
         self.analyzer = analyzer or ComplexityAnalyzer()
 
-    def assess(self, prompt: str) -> tuple[str, float, str, str, dict[str, Any]]:
-        """(tier, score, decided_by, explanation, features) for a prompt."""
+    def assess(self, prompt: str, embedding: np.ndarray | None = None) -> tuple[str, float, str, str, dict[str, Any]]:
+        """(tier, score, decided_by, explanation, features) for a prompt. `embedding`: the prompt's
+        MiniLM embedding when the caller has it (the semantic cache computed it already)."""
         heuristic = self.analyzer.analyze(prompt)
         features: dict[str, Any] = dict(heuristic.features)
         learned = learned_router.get()
         if learned:
-            from routing.embeddings import embed
+            if embedding is None:
+                from routing.embeddings import embed
 
-            tier, confidence = learned.decide(prompt, embed(prompt))
+                embedding = embed(prompt)
+            score = float(learned.score(prompt, embedding))  # one forward pass for the tier and the score
+            tier, confidence = learned.decide_score(score)
             features["learned_confidence"] = round(confidence, 3)
             if confidence >= settings.AIOS_ROUTER_MIN_CONFIDENCE:
                 why = f"learned router v{learned.version} ({confidence:.0%} confident)"
-                return tier.value, float(learned.score(prompt, embed(prompt))), "learned", why, features
+                return tier.value, score, "learned", why, features
         return heuristic.complexity.value, heuristic.score, "heuristic", heuristic.explanation, features
 
     def route(
-        self, prompt: str, constraints: Constraints | None = None, *, max_output_tokens: int | None = None
+        self,
+        prompt: str,
+        constraints: Constraints | None = None,
+        *,
+        max_output_tokens: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        embedding: np.ndarray | None = None,
     ) -> Decision:
+        """`params`: request parameters beyond the core ones (ChatRequest.extra) the model must honour,
+        and `image_url` when an image is given by URL. `embedding`: the prompt's, if the caller has it."""
         constraints = constraints or Constraints()
-        tier, score, decided_by, explanation, features = self.assess(prompt)
+        params = params or {}
+        available = catalog.available_endpoints()
+        if params and available and all(unsupported_params(e.provider, params) for e in available):
+            name = unsupported_params(available[0].provider, params)[0]
+            raise UnsupportedParameter(f"{name} is not supported by any available model", name)
+        tier, score, decided_by, explanation, features = self.assess(prompt, embedding)
         if constraints.min_tier and TIER_ORDER.index(tier) < TIER_ORDER.index(constraints.min_tier):
             tier, explanation = constraints.min_tier, f"{explanation}; raised to {constraints.min_tier} by policy"
-        return self._choose(prompt, tier, score, decided_by, explanation, features, constraints, max_output_tokens)
+        return self._choose(
+            prompt, tier, score, decided_by, explanation, features, constraints, max_output_tokens, params
+        )
 
-    def explicit(self, prompt: str, endpoint: Endpoint, *, max_output_tokens: int | None = None) -> Decision:
+    def explicit(
+        self,
+        prompt: str,
+        endpoint: Endpoint,
+        *,
+        max_output_tokens: int | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Decision:
         """The caller named a model: no routing, but the same bookkeeping and same-tier fallbacks."""
+        params = params or {}
+        missing = unsupported_params(endpoint.provider, params)
+        if missing:
+            raise UnsupportedParameter(f"{missing[0]} is not supported by {endpoint.model_id}", missing[0])
         input_tokens = estimate_tokens(prompt)
         output_tokens = max_output_tokens or OUTPUT_TOKENS_BY_TIER[endpoint.tier]
-        alternatives = [e for e in catalog.available_endpoints() if e.tier == endpoint.tier and e != endpoint]
+        alternatives = [
+            e
+            for e in catalog.available_endpoints()
+            if e.tier == endpoint.tier and e != endpoint and not unsupported_params(e.provider, params)
+        ]
         return Decision(
             complexity=endpoint.tier,
             score=0.0,
@@ -161,6 +206,7 @@ class ModelRouter:
         features: dict[str, Any],
         constraints: Constraints,
         max_output_tokens: int | None,
+        params: Mapping[str, Any],
     ) -> Decision:
         input_tokens = estimate_tokens(prompt)
         candidates = catalog.available_endpoints()
@@ -169,7 +215,8 @@ class ModelRouter:
         for endpoint in candidates:
             output_tokens = max_output_tokens or OUTPUT_TOKENS_BY_TIER[endpoint.tier]
             cost = _estimated_cost(endpoint, input_tokens, output_tokens)
-            problem = self._violates(endpoint, constraints, input_tokens, cost)
+            missing = unsupported_params(endpoint.provider, params)
+            problem = f"no {missing[0]}" if missing else self._violates(endpoint, constraints, input_tokens, cost)
             if problem:
                 rejected[endpoint.model_id] = problem
                 continue
@@ -230,4 +277,4 @@ class ModelRouter:
         return routing_stats(since=since)
 
 
-__all__ = ["Constraints", "Decision", "ModelRouter", "NoModelAvailable", "TaskComplexity"]
+__all__ = ["Constraints", "Decision", "ModelRouter", "NoModelAvailable", "TaskComplexity", "UnsupportedParameter"]

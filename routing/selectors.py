@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 
-from routing.models import ModelEndpoint, RoutingDecision, Tier
+from routing.models import CacheEntry, CachePolicy, ModelEndpoint, RoutingDecision, Tier
 
 
 def routing_stats(*, since: datetime | None = None) -> dict[str, Any]:
@@ -112,3 +113,23 @@ def model_tier(model: str) -> str | None:
 def training_side(tier: str | None) -> str | None:
     """ "weak", "strong" or None (see TRAINING_SIDE)."""
     return TRAINING_SIDE.get(tier) if tier else None
+
+
+def cache_namespaces(*, with_lookups: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """Every namespace with entries, a policy, or lookups in the window (`with_lookups`): what
+    the cache page lists and an admin may purge."""
+    rows = {
+        row["namespace"]: {"namespace": row["namespace"], "entries": row["n"], "bytes": row["size"] or 0}
+        for row in CacheEntry.objects.values("namespace").annotate(n=Count("id"), size=Sum("size_bytes"))
+    }
+    policies = set(CachePolicy.objects.values_list("namespace", flat=True))
+    for namespace in {*policies, *with_lookups} - set(rows):
+        rows[namespace] = {"namespace": namespace, "entries": 0, "bytes": 0}
+    for row in rows.values():
+        row["policy"] = row["namespace"] in policies
+    return sorted(rows.values(), key=lambda r: r["namespace"])
+
+
+def cache_top_entries(*, namespace: str | None = None, limit: int = 20) -> QuerySet:
+    qs = CacheEntry.objects.order_by("-hit_count", "-created_at")
+    return (qs.filter(namespace=namespace) if namespace else qs)[:limit]

@@ -1,4 +1,4 @@
-"""Routing tasks: retention of routing decisions."""
+"""Routing tasks: retention of routing decisions, the sweep of expired cache entries."""
 
 from __future__ import annotations
 
@@ -25,3 +25,11 @@ def retention() -> int:
             total += cur.rowcount
             if cur.rowcount < 10000:
                 return total
+
+
+@shared_task(name="routing.cache_sweep")
+def cache_sweep() -> int:
+    """Delete expired cache entries in every namespace (stores only evict their own namespace's)."""
+    from routing.response_cache import sweep_expired
+
+    return sweep_expired()

@@ -13,8 +13,8 @@ from django.views.decorators.http import require_POST
 from aios_core.access import ADMIN, VIEWER, has_role, role_required
 from observability.audit import audit_append
 from routing import catalog, response_cache
-from routing.models import CacheEntry, ModelEndpoint, RouterModel, Tier
-from routing.selectors import decisions_search, routing_stats, savings_series
+from routing.models import ModelEndpoint, RouterModel, Tier
+from routing.selectors import cache_namespaces, cache_top_entries, decisions_search, routing_stats, savings_series
 
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 
@@ -37,7 +37,6 @@ def home(request: HttpRequest) -> HttpResponse:
         "decisions": decisions,
         "catalog": ModelEndpoint.objects.all(),
         "available": {e.model_id for e in available},
-        "simulated": any(e.simulated for e in available),
         "learned": RouterModel.objects.filter(active=True).first(),
     }
     return render(request, "routing/home.html", context)
@@ -45,14 +44,21 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @role_required(VIEWER)
 def cache(request: HttpRequest) -> HttpResponse:
-    """Hit rate and savings over time, per namespace, top entries; admins purge."""
+    """Hit rate and savings over time, per namespace, top entries; admins purge and set policies."""
     window = request.GET.get("window", "24h")
     span = WINDOWS.get(window, WINDOWS["24h"])
+    namespace = request.GET.get("ns", "")[:150] or None
+    all_stats = response_cache.get_stats(window=span)
     context = {
         "window": window,
         "windows": list(WINDOWS),
-        "stats": response_cache.get_stats(window=span),
-        "top": CacheEntry.objects.order_by("-hit_count", "-created_at")[:20],
+        "namespace": namespace or "",
+        "stats": response_cache.get_stats(window=span, namespace=namespace) if namespace else all_stats,
+        "namespaces": [
+            {**row, "stats": all_stats["by_namespace"].get(row["namespace"])}
+            for row in cache_namespaces(with_lookups=all_stats["by_namespace"])
+        ],
+        "top": cache_top_entries(namespace=namespace),
         "can_purge": has_role(request.user, ADMIN),
     }
     return render(request, "routing/cache.html", context)
@@ -60,9 +66,10 @@ def cache(request: HttpRequest) -> HttpResponse:
 
 @role_required(VIEWER)
 def cache_stats(request: HttpRequest) -> JsonResponse:
-    """The cache page's live data (polled every few seconds)."""
+    """The cache page's live data (polled every few seconds), for every namespace or one (`ns`)."""
     span = WINDOWS.get(request.GET.get("window", "24h"), WINDOWS["24h"])
-    return JsonResponse(response_cache.get_stats(window=span))
+    namespace = request.GET.get("ns", "")[:150] or None
+    return JsonResponse(response_cache.get_stats(window=span, namespace=namespace))
 
 
 @role_required(ADMIN)

@@ -21,7 +21,9 @@ from routing.providers.base import (
     StreamEvent,
     StreamState,
     Usage,
+    data_url,
     elapsed_ms,
+    image_url,
     message_text,
 )
 
@@ -75,6 +77,8 @@ def anthropic_finish(raw: Any) -> FinishReason:
 
 class AnthropicProvider(HttpProvider):
     name = "anthropic"
+    # No penalties, logit bias or response format in the Messages API; `user` becomes metadata.user_id.
+    supported_extra = frozenset({"user", "image_url"})
 
     def __init__(self, *, api_key: str | None, base_url: str = ANTHROPIC_BASE_URL) -> None:
         super().__init__(base_url=base_url, api_key=api_key)
@@ -90,11 +94,11 @@ class AnthropicProvider(HttpProvider):
         system: list[str] = []
         messages: list[dict[str, Any]] = []
         for message in req.messages:
-            text = message_text(message.get("content"))
             if message["role"] in _SYSTEM_ROLES:
-                system.append(text)  # Anthropic takes the system prompt beside the turns, not among them
+                # Anthropic takes the system prompt beside the turns, not among them
+                system.append(message_text(message.get("content")))
             else:
-                messages.append({"role": message["role"], "content": text})
+                messages.append({"role": message["role"], "content": self._content(message.get("content"))})
         body: dict[str, Any] = {"model": req.model, "max_tokens": req.max_tokens or DEFAULT_MAX_TOKENS}
         if system:
             body["system"] = "\n\n".join(system)
@@ -102,9 +106,34 @@ class AnthropicProvider(HttpProvider):
         # No `seed` in the Messages API: it is dropped rather than failing the request.
         optional = (("temperature", req.temperature), ("top_p", req.top_p), ("stop_sequences", req.stop_list()))
         body.update((key, value) for key, value in optional if value is not None)
+        self.check_extra(req)
+        if req.extra.get("user"):
+            body["metadata"] = {"user_id": req.extra["user"]}
         if stream:
             body["stream"] = True
         return body
+
+    def _content(self, content: Any) -> str | list[dict[str, Any]]:
+        """Text stays a string; a message with images becomes content blocks (base64 for data:
+        URLs, a URL source otherwise)."""
+        if not isinstance(content, list) or all(part.get("type") == "text" for part in content):
+            return message_text(content)
+        blocks: list[dict[str, Any]] = []
+        for part in content:
+            url = image_url(part)
+            if part.get("type") == "text":
+                blocks.append({"type": "text", "text": part.get("text", "")})
+            elif url is not None:
+                inline = data_url(url)
+                source = (
+                    {"type": "base64", "media_type": inline[0], "data": inline[1]}
+                    if inline
+                    else {"type": "url", "url": url}
+                )
+                blocks.append({"type": "image", "source": source})
+            else:
+                raise self.error("bad_request", f"{part.get('type')} parts are not supported by anthropic")
+        return blocks
 
     def _describe_error(self, status: int, payload: Any) -> ErrorDetail:
         # {"type": "error", "error": {"type": "rate_limit_error", "message": "..."}, "request_id": "req_..."}

@@ -57,6 +57,10 @@ class ChatRequest:
     seed: int | None = None
     stream: bool = False
     timeout_s: float = DEFAULT_TIMEOUT_S
+    # Further OpenAI parameters in OpenAI's names and shapes (frequency_penalty, presence_penalty,
+    # logit_bias, response_format, user). Callers route only to providers that honour them
+    # (registry.unsupported_params); a provider that gets one it cannot honour raises bad_request.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def stop_list(self) -> list[str] | None:
         if self.stop is None or isinstance(self.stop, list):
@@ -106,6 +110,35 @@ class StreamEvent:
     @property
     def usage(self) -> Usage | None:
         return self.response.usage if self.response else None
+
+
+_DATA_URL_RE = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
+
+
+def image_url(part: Any) -> str | None:
+    """The URL of an OpenAI image part ({"type": "image_url", "image_url": {"url": ...}}), else None."""
+    if not isinstance(part, dict) or part.get("type") != "image_url":
+        return None
+    value = part.get("image_url")
+    return value.get("url") if isinstance(value, dict) else value
+
+
+def data_url(url: str) -> tuple[str, str] | None:
+    """(media type, base64 data) of a `data:<type>;base64,<data>` URL, else None."""
+    match = _DATA_URL_RE.fullmatch(url)
+    return (match["mime"], match["data"]) if match else None
+
+
+def has_images(messages: list[dict[str, Any]], *, by_url_only: bool = False) -> bool:
+    """Whether any message carries an image part (only ones given by http(s) URL with `by_url_only`)."""
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            for part in content:
+                url = image_url(part)
+                if url is not None and not (by_url_only and data_url(url)):
+                    return True
+    return False
 
 
 def message_text(content: Any) -> str:
@@ -319,6 +352,19 @@ class HttpProvider:
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
+
+    supported_extra: frozenset[str] = frozenset()
+
+    @classmethod
+    def unsupported(cls, extra: Mapping[str, Any]) -> list[str]:
+        """The parameters of `ChatRequest.extra` this provider cannot honour (the router avoids it)."""
+        return [name for name in extra if name not in cls.supported_extra]
+
+    def check_extra(self, req: ChatRequest) -> None:
+        """Refuse what we cannot honour rather than drop it: a dropped parameter changes the answer."""
+        unsupported = self.unsupported(req.extra)
+        if unsupported:
+            raise self.error("bad_request", f"{unsupported[0]} is not supported by {self.name}")
 
     def error(self, kind: ErrorKind, message: str, **extra: Any) -> ProviderError:
         return ProviderError(redact(message, self._api_key), provider=self.name, kind=kind, **extra)

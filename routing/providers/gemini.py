@@ -6,7 +6,7 @@ Wire format: https://ai.google.dev/api/generate-content
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -21,7 +21,9 @@ from routing.providers.base import (
     StreamEvent,
     StreamState,
     Usage,
+    data_url,
     elapsed_ms,
+    image_url,
     message_text,
 )
 
@@ -80,6 +82,9 @@ def _candidate_text(candidate: dict[str, Any]) -> str:
 
 class GeminiProvider(HttpProvider):
     name = "gemini"
+    # Penalties map to generationConfig; a JSON response to responseMimeType. No logit bias; `user`
+    # has no equivalent and does not change the answer, so it is accepted and not sent.
+    supported_extra = frozenset({"frequency_penalty", "presence_penalty", "response_format", "user"})
 
     def __init__(self, *, api_key: str | None, base_url: str = GEMINI_BASE_URL) -> None:
         super().__init__(base_url=base_url, api_key=api_key)
@@ -97,12 +102,11 @@ class GeminiProvider(HttpProvider):
         system: list[str] = []
         contents: list[dict[str, Any]] = []
         for message in req.messages:
-            text = message_text(message.get("content"))
             if message["role"] in _SYSTEM_ROLES:
-                system.append(text)
+                system.append(message_text(message.get("content")))
             else:
                 role = "model" if message["role"] == "assistant" else "user"
-                contents.append({"role": role, "parts": [{"text": text}]})
+                contents.append({"role": role, "parts": self._parts(message.get("content"))})
         body: dict[str, Any] = {"contents": contents}
         if system:
             body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
@@ -114,9 +118,48 @@ class GeminiProvider(HttpProvider):
             ("seed", req.seed),
         )
         config = {key: value for key, value in optional if value is not None}
+        config.update(self._extra_config(req))
         if config:
             body["generationConfig"] = config
         return body
+
+    def _parts(self, content: Any) -> list[dict[str, Any]]:
+        """Text as one part; images as inline data (Gemini takes no arbitrary image URLs: the router
+        sends requests with http(s) image URLs elsewhere, see `unsupported`)."""
+        if not isinstance(content, list) or all(part.get("type") == "text" for part in content):
+            return [{"text": message_text(content)}]
+        parts: list[dict[str, Any]] = []
+        for part in content:
+            url = image_url(part)
+            inline = data_url(url) if url is not None else None
+            if part.get("type") == "text":
+                parts.append({"text": part.get("text", "")})
+            elif inline:
+                parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
+            elif url is not None:
+                raise self.error("bad_request", "gemini takes images as data: URLs only")
+            else:
+                raise self.error("bad_request", f"{part.get('type')} parts are not supported by gemini")
+        return parts
+
+    def _extra_config(self, req: ChatRequest) -> dict[str, Any]:
+        self.check_extra(req)
+        extra = req.extra
+        config: dict[str, Any] = {}
+        if extra.get("frequency_penalty") is not None:
+            config["frequencyPenalty"] = extra["frequency_penalty"]
+        if extra.get("presence_penalty") is not None:
+            config["presencePenalty"] = extra["presence_penalty"]
+        if (extra.get("response_format") or {}).get("type") == "json_object":
+            config["responseMimeType"] = "application/json"
+        return config
+
+    @classmethod
+    def unsupported(cls, extra: Mapping[str, Any]) -> list[str]:
+        out = super().unsupported(extra)
+        if (extra.get("response_format") or {}).get("type") == "json_schema":
+            out.append("response_format")  # json_object only: Gemini's schema dialect is not OpenAI's
+        return out
 
     def _describe_error(self, status: int, payload: Any) -> ErrorDetail:
         # {"error": {"code": 429, "message": "...", "status": "RESOURCE_EXHAUSTED", "details": [...]}}

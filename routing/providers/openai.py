@@ -54,6 +54,10 @@ def openai_finish(raw: Any) -> FinishReason:
 
 class OpenAIProvider(HttpProvider):
     name = "openai"
+    # `image_url`: images given by URL (a requirement the router checks, never sent as a parameter).
+    supported_extra = frozenset(
+        {"frequency_penalty", "presence_penalty", "logit_bias", "response_format", "user", "image_url"}
+    )
     # OpenAI deprecated `max_tokens` for `max_completion_tokens`, and its reasoning models reject
     # the old name; the compatible servers only read `max_tokens`.
     max_tokens_field = "max_completion_tokens"
@@ -75,6 +79,7 @@ class OpenAIProvider(HttpProvider):
             ("seed", req.seed),
         )
         body.update((key, value) for key, value in optional if value is not None)
+        body.update(req.extra)  # already in OpenAI's names and shapes
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}  # a last chunk with usage, empty choices

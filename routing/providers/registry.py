@@ -7,6 +7,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from routing.providers.anthropic import ANTHROPIC_BASE_URL, AnthropicProvider
 from routing.providers.base import Provider
@@ -44,6 +45,21 @@ def parse_model_id(model_id: str) -> tuple[str, str]:
     if not sep or not model or provider not in PROVIDER_NAMES:
         raise ValueError(f"model id must be <provider>/<model> with provider in {PROVIDER_NAMES}: {model_id!r}")
     return provider, model
+
+
+_PROVIDER_CLASSES = {
+    "openai": OpenAIProvider,
+    "openai_compatible": OpenAICompatibleProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+}
+
+
+def unsupported_params(provider: str, extra: Mapping[str, Any]) -> list[str]:
+    """The request parameters (`ChatRequest.extra`) that `provider` cannot honour. The simulator
+    takes every one: its answers are synthetic, and it says so."""
+    cls = _PROVIDER_CLASSES.get(provider)
+    return cls.unsupported(extra) if cls is not None and extra else []
 
 
 def _first_env(names: tuple[str, ...], env: Mapping[str, str]) -> str | None:

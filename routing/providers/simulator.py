@@ -9,6 +9,7 @@ fail with the same `ProviderError`s the real clients raise. Everything it says s
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import random
@@ -86,7 +87,7 @@ class SimConfig:
         tiers = dict(DEFAULT_TIERS)
         for name, overrides in (raw.get("tiers") or {}).items():
             if not isinstance(overrides, SimTier):
-                overrides = replace(tiers.get(name, DEFAULT_TIERS[DEFAULT_TIER]), **overrides)
+                overrides = _tier_from(tiers.get(name, DEFAULT_TIERS[DEFAULT_TIER]), name, overrides)
             tiers[name] = overrides
         known = {f.name for f in fields(cls)} - {"tiers"}
         unknown = set(raw) - known - {"tiers"}
@@ -109,7 +110,32 @@ class SimConfig:
                     raw[key] = parse(env[name])
                 except ValueError as exc:
                     raise ValueError(f"{name} must be a {parse.__name__}, got {env[name]!r}") from exc
+        if env.get("AIOS_SIM_TIERS", "").strip():
+            # {"simple": {"latency_median_ms": 120, "latency_sigma": 0.3, "output_tokens_median": 40}, ...}
+            try:
+                raw["tiers"] = json.loads(env["AIOS_SIM_TIERS"])
+            except ValueError as exc:
+                raise ValueError(f"AIOS_SIM_TIERS must be JSON: {exc}") from exc
+            if not isinstance(raw["tiers"], dict) or not all(isinstance(v, dict) for v in raw["tiers"].values()):
+                raise ValueError("AIOS_SIM_TIERS must map tier names to objects of SimTier fields")
         return cls.from_dict(raw)
+
+
+def _tier_from(base: SimTier, name: str, overrides: Mapping[str, Any]) -> SimTier:
+    """A tier's distributions with `overrides` applied; unknown fields and impossible values fail loudly."""
+    allowed = {f.name for f in fields(SimTier)}
+    unknown = set(overrides) - allowed
+    if unknown:
+        raise ValueError(f"unknown fields for simulator tier {name!r}: {sorted(unknown)} (known: {sorted(allowed)})")
+    for field_name, value in overrides.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"simulator tier {name!r}: {field_name} must be a number >= 0, got {value!r}")
+    if overrides.get("latency_median_ms", base.latency_median_ms) <= 0:
+        raise ValueError(f"simulator tier {name!r}: latency_median_ms must be > 0")
+    if overrides.get("output_tokens_median", base.output_tokens_median) < 1:
+        raise ValueError(f"simulator tier {name!r}: output_tokens_median must be >= 1")
+    tier = replace(base, **overrides)
+    return replace(tier, output_tokens_median=int(tier.output_tokens_median))
 
 
 @dataclass(slots=True, kw_only=True)

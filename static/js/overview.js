@@ -117,7 +117,8 @@
       '<th class="num">P95</th><th class="num">Tokens</th><th class="num">Cost</th></tr>';
     const body = names.map((n) => {
       const r = rows[n];
-      return `<tr><td>${n ? esc(n) : `<span class="muted">(no ${label.toLowerCase()})</span>`}</td><td class="num">${F.int(r.total_calls)}</td>` +
+      const sim = n && n.startsWith("sim/") ? ' <span class="pill pill-sim">simulated</span>' : "";
+      return `<tr><td>${n ? esc(n) + sim : `<span class="muted">(no ${label.toLowerCase()})</span>`}</td><td class="num">${F.int(r.total_calls)}</td>` +
         `<td class="num">${F.pct(r.error_rate)}</td><td class="num">${F.ms(r.p95_latency_ms)}</td>` +
         `<td class="num">${F.compact(r.total_tokens)}</td><td class="num">${F.usd(r.total_cost_usd)}</td></tr>`;
     }).join("");

@@ -398,7 +398,8 @@ def _form(dataset: Any, **overrides: Any) -> dict[str, Any]:
     data = {"name": "prefix", "scope": "eval_run", "a_name": "control", "a_model": "echo", "b_name": "prefixed",
             "b_model": "echo", "b_template": "Q: {input}", "weight_a": 50, "weight_b": 50, "metric": "success",
             "evaluator": "contains", "minimum_detectable_effect": 0.2, "baseline_rate": 0.5, "alpha": 0.05,
-            "power": 0.8, "design": "group_sequential", "looks": 5, "dataset": dataset.uuid, "paired": "on"}  # fmt: skip
+            "power": 0.8, "design": "group_sequential", "looks": 5, "dataset": dataset.uuid,
+            "paired": "on"}  # fmt: skip
     data.update(overrides)
     return data
 

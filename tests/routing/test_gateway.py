@@ -56,6 +56,17 @@ def wait_for_spans(trace_hex: str, n: int) -> list[Span]:
     return list(Span.objects.filter(trace_id=uuid.UUID(trace_hex)))
 
 
+def wait_for_decision(trace_hex: str) -> RoutingDecision:
+    """Decisions are written in batches off the request path, like spans."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while (decision := RoutingDecision.objects.filter(trace_id=uuid.UUID(trace_hex)).first()) is None:
+        assert time.monotonic() < deadline, "the decision was never written"
+        time.sleep(0.2)
+    return decision
+
+
 def test_auto_routes_answers_and_traces_the_call(client: openai.OpenAI) -> None:
     raw = client.chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": "Design a rollout plan and explain each step."}]
@@ -225,3 +236,129 @@ def test_the_cache_page_and_its_live_data_need_a_role() -> None:
     assert viewer.get("/cache/").status_code == 200
     data = viewer.get("/cache/stats.json").json()
     assert set(data) >= {"summary", "by_namespace", "series", "vector_search"}
+
+
+def test_routing_constraints_travel_through_the_gateway(client: openai.OpenAI) -> None:
+    prompt = [{"role": "user", "content": "Design a rollout plan and explain each step."}]
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=prompt, extra_body={"aios_constraints": {"max_latency_ms": 700}}
+    )
+    assert raw.headers["x-aios-model"] == "sim/medium"  # sim/complex typically takes 1,500 ms
+    decision = wait_for_decision(raw.headers["x-aios-trace-id"])
+    assert decision.constraints == {"max_latency_ms": 700} and decision.complexity == "complex"
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(
+            model="auto", messages=prompt, extra_body={"aios_constraints": {"max_cost_usd": "abc"}}
+        )
+    assert bad.value.body["param"] == "aios_constraints.max_cost_usd"
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="auto", messages=prompt, logprobs=True)
+    assert refused.value.body["param"] == "logprobs"
+
+
+def _stream(client: openai.OpenAI, text: str, **kwargs: Any) -> tuple[Any, str]:
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": text}], temperature=0, stream=True, **kwargs
+    )
+    chunks = list(raw.parse())
+    return raw, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def test_streamed_answers_go_through_the_cache(client: openai.OpenAI) -> None:
+    import time
+
+    question = f"Explain how to rotate the logs of service {uuid.uuid4().hex[:6]}."
+    first, text = _stream(client, question)
+    assert first.headers["x-aios-cache"] == "miss" and text.startswith("[simulated")
+    time.sleep(1.5)  # stored after the stream ended, off the request path
+    again, replayed = _stream(client, question)
+    assert again.headers["x-aios-cache"] == "hit" and replayed == text
+    spans = {s.kind: s for s in wait_for_spans(again.headers["x-aios-trace-id"], 2)}
+    assert spans["cache"].attributes["aios.cache.result"] == "hit" and "llm" not in spans
+    # A stream cut short by max_tokens (finish_reason "length") is never stored.
+    cut = f"Explain how to rotate the keys of service {uuid.uuid4().hex[:6]}."
+    assert _stream(client, cut, max_tokens=3)[0].headers["x-aios-cache"] == "miss"
+    time.sleep(1.5)
+    assert _stream(client, cut, max_tokens=3)[0].headers["x-aios-cache"] == "miss"
+
+
+def test_the_cache_mode_header_chooses_a_mode_below_the_admins_ceiling(asgi_server: str) -> None:
+    import time
+
+    from routing.models import CachePolicy
+
+    def app(name: str) -> openai.OpenAI:
+        user = make_user("operator", username=f"mode-{uuid.uuid4().hex[:6]}")
+        _, raw = token_create(user=user, name=name, scopes=["gateway"])
+        if name == "locked":
+            CachePolicy.objects.create(namespace=f"token:{user.username}:locked", mode="off")
+        return openai.OpenAI(base_url=f"{asgi_server}/v1", api_key=raw, max_retries=0)
+
+    def ask(c: openai.OpenAI, mode: str | None, **kwargs: Any) -> str:
+        headers = {"X-Aios-Cache-Mode": mode} if mode else {}
+        raw = c.chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": question}], extra_headers=headers, **kwargs
+        )
+        return raw.headers["x-aios-cache"]
+
+    question = f"Who is on call for cluster {uuid.uuid4().hex[:6]}?"
+    free = app("free")
+    assert ask(free, None) == "bypass"  # no temperature: OpenAI's default 1, not deterministic
+    assert ask(free, "all") == "miss"
+    time.sleep(1.5)
+    assert ask(free, "all") == "hit"
+    assert ask(free, "off", temperature=0) == "bypass"
+    with pytest.raises(openai.BadRequestError) as bad:
+        ask(free, "sometimes")
+    assert bad.value.body["param"] == "x-aios-cache-mode"
+    locked = app("locked")
+    assert ask(locked, "all", temperature=0) == "bypass"  # an admin's "off" is a ceiling
+
+
+def test_a_refresh_replaces_the_cached_answer_for_the_next_request(client: openai.OpenAI) -> None:
+    import time
+
+    question = f"Summarize the change log of release {uuid.uuid4().hex[:6]}."
+    _ask(client, question)
+    time.sleep(1.5)
+    refreshed = _ask(client, question, extra_headers={"Cache-Control": "no-cache"})
+    assert refreshed.headers["x-aios-cache"] == "miss"
+    time.sleep(1.5)
+    hit = _ask(client, question)
+    assert hit.headers["x-aios-cache"] == "hit"
+    # The simulator answers differently each time without a seed: the hit is the refreshed answer.
+    assert hit.parse().choices[0].message.content == refreshed.parse().choices[0].message.content
+
+
+def test_failed_upstream_calls_are_never_cached(client: openai.OpenAI) -> None:
+    import time
+
+    from routing import catalog
+    from routing.models import ModelEndpoint, ProviderCredential
+    from routing.secrets import encrypt
+    from tests.routing.provider_server import ProviderServer, ScriptedResponse, fixture_response
+
+    upstream = ProviderServer().start()
+    try:
+        ProviderCredential.objects.create(provider="openai_compatible", base_url=upstream.url,
+                                          encrypted_key=encrypt("local-key"), key_hint="-key")  # fmt: skip
+        ModelEndpoint.objects.create(provider="openai_compatible", model="broken", tier="simple", priority=100)
+        catalog.endpoints.bump()
+        catalog.credentials.bump()
+        time.sleep(0.7)  # the server rechecks versions every AIOS_CONFIG_RECHECK_S (0.5 s in tests)
+        assert "openai_compatible/broken" in {m.id for m in client.models.list().data}  # reloaded
+        down = ScriptedResponse(status=500, body={"error": {"message": "boom", "type": "server_error"}})
+        refused = ScriptedResponse(status=400, body={"error": {"message": "bad", "type": "invalid_request_error"}})
+        upstream.enqueue(down, down, refused)
+        ask = {"model": "openai_compatible/broken", "messages": [{"role": "user", "content": "status?"}],
+               "temperature": 0}  # fmt: skip
+        with pytest.raises(openai.InternalServerError):  # 502 after the retries
+            client.chat.completions.create(**ask)
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(**ask)
+        time.sleep(1.5)
+        upstream.enqueue(fixture_response("openai_success"))
+        raw = client.chat.completions.with_raw_response.create(**ask)
+    finally:
+        upstream.stop()
+    assert raw.headers["x-aios-cache"] == "miss" and raw.parse().choices[0].message.content

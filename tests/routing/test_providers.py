@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import socket
 import time
@@ -252,6 +253,77 @@ def test_the_sync_wrapper_completes_from_plain_code(server: ProviderServer) -> N
 
     assert isinstance(response, ChatResponse)
     assert response.content == ANSWER
+
+
+def test_further_openai_parameters_reach_an_openai_compatible_server_as_sent(server: ProviderServer) -> None:
+    server.enqueue(fixture_response("openai_compatible_success"))
+    extra = {"frequency_penalty": 0.5, "presence_penalty": -0.5, "logit_bias": {"50256": -100},
+             "response_format": {"type": "json_object"}, "user": "end-user-7"}  # fmt: skip
+    messages = [{"role": "user", "content": "hi", "name": "ops"}]
+    run(CASES[1].provider(server).complete(ChatRequest(model="m", messages=messages, extra=extra)))
+
+    body = server.last.json
+    assert {k: body[k] for k in extra} == extra
+    assert body["messages"] == messages  # every message field goes upstream
+
+
+def test_gemini_maps_penalties_and_json_output_and_refuses_logit_bias(server: ProviderServer) -> None:
+    server.enqueue(fixture_response("gemini_success"))
+    extra = {"frequency_penalty": 0.5, "presence_penalty": 0.25, "response_format": {"type": "json_object"}}
+    run(CASES[3].provider(server).complete(ChatRequest(model="gemini-2.5-flash", messages=MESSAGES, extra=extra)))
+
+    config = server.last.json["generationConfig"]
+    assert (config["frequencyPenalty"], config["presencePenalty"]) == (0.5, 0.25)
+    assert config["responseMimeType"] == "application/json"
+    refused = raised(CASES[3].provider(server).complete(
+        ChatRequest(model="gemini-2.5-flash", messages=MESSAGES, extra={"logit_bias": {"1": 5}})))  # fmt: skip
+    assert refused.kind == "bad_request" and "logit_bias" in str(refused)
+
+
+def test_anthropic_refuses_what_the_messages_api_cannot_do_instead_of_dropping_it(server: ProviderServer) -> None:
+    for extra in ({"frequency_penalty": 0.5}, {"response_format": {"type": "json_object"}}):
+        error = raised(CASES[2].provider(server).complete(
+            ChatRequest(model="claude-sonnet-4-5", messages=MESSAGES, extra=extra)))  # fmt: skip
+        assert error.kind == "bad_request" and next(iter(extra)) in str(error)
+    assert server.requests == []  # refused before sending anything
+    server.enqueue(fixture_response("anthropic_success"))
+    run(CASES[2].provider(server).complete(
+        ChatRequest(model="claude-sonnet-4-5", messages=MESSAGES, extra={"user": "end-user-7"})))  # fmt: skip
+    assert server.last.json["metadata"] == {"user_id": "end-user-7"}
+
+
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
+IMAGE_MESSAGES = [
+    {"role": "user", "content": [
+        {"type": "text", "text": "What is in these pictures?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PIXEL}"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+    ]},
+]  # fmt: skip
+
+
+def test_anthropic_gets_images_as_content_blocks(server: ProviderServer) -> None:
+    server.enqueue(fixture_response("anthropic_success"))
+    run(CASES[2].provider(server).complete(ChatRequest(model="claude-sonnet-4-5", messages=IMAGE_MESSAGES)))
+
+    assert server.last.json["messages"][0]["content"] == [
+        {"type": "text", "text": "What is in these pictures?"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PIXEL}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
+    ]
+
+
+def test_gemini_gets_data_url_images_inline_and_refuses_other_urls(server: ProviderServer) -> None:
+    server.enqueue(fixture_response("gemini_success"))
+    inline_only = [{**IMAGE_MESSAGES[0], "content": IMAGE_MESSAGES[0]["content"][:2]}]
+    run(CASES[3].provider(server).complete(ChatRequest(model="gemini-2.5-flash", messages=inline_only)))
+
+    assert server.last.json["contents"][0]["parts"] == [
+        {"text": "What is in these pictures?"},
+        {"inlineData": {"mimeType": "image/png", "data": PIXEL}},
+    ]
+    error = raised(CASES[3].provider(server).complete(ChatRequest(model="gemini-2.5-flash", messages=IMAGE_MESSAGES)))
+    assert error.kind == "bad_request" and "data: URLs" in str(error)
 
 
 # --- Streaming -----------------------------------------------------------------------------
@@ -625,3 +697,16 @@ def test_the_simulator_reads_its_settings_from_the_environment() -> None:
         SimConfig.from_env({"AIOS_SIM_ERROR_RATE": "lots"})
     with pytest.raises(ValueError):
         SimConfig.from_dict({"error_rate": 1.5})
+
+
+def test_the_simulator_reads_its_tier_distributions_from_the_environment() -> None:
+    tiers = json.dumps({"simple": {"latency_median_ms": 80, "latency_sigma": 0.2, "output_tokens_median": 12},
+                        "fast": {"latency_median_ms": 5}})  # fmt: skip
+    config = SimConfig.from_env({"AIOS_SIM_TIERS": tiers})
+    assert (config.tiers["simple"].latency_median_ms, config.tiers["simple"].output_tokens_median) == (80, 12)
+    assert config.tiers["simple"].reasoning_ratio == 0.0 and config.tiers["fast"].latency_median_ms == 5
+    assert config.tiers["complex"] == SimConfig().tiers["complex"]  # the others keep their defaults
+    for bad, why in (("{nope", "JSON"), ('{"simple": {"latency_median": 1}}', "unknown fields"),
+                     ('{"simple": {"latency_median_ms": -5}}', ">= 0"), ('{"simple": 3}', "objects")):  # fmt: skip
+        with pytest.raises(ValueError, match=why):
+            SimConfig.from_env({"AIOS_SIM_TIERS": bad})

@@ -75,6 +75,47 @@ def test_impossible_constraints_raise_and_name_why() -> None:
         ModelRouter().route(SIMPLE, Constraints(min_context_tokens=10_000_000))
 
 
+def test_models_that_cannot_honour_a_request_parameter_are_not_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    from routing.router import UnsupportedParameter
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-real")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+    catalog.endpoints.invalidate()
+    router = ModelRouter()
+    assert router.route(COMPLEX).chosen.provider == "anthropic"
+    decision = router.route(COMPLEX, params={"frequency_penalty": 0.5})  # Anthropic has no penalties
+    assert decision.chosen.model_id == "openai/gpt-4o"
+    assert all(e.provider != "anthropic" for e in decision.alternatives)
+    claude = catalog.find("anthropic/claude-3-5-sonnet-20241022")
+    with pytest.raises(UnsupportedParameter) as info:
+        router.explicit(COMPLEX, claude, params={"response_format": {"type": "json_object"}})
+    assert info.value.param == "response_format"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    catalog.endpoints.invalidate()
+    ModelEndpoint.objects.exclude(provider="anthropic").update(enabled=False)
+    catalog.endpoints.invalidate()
+    with pytest.raises(UnsupportedParameter, match="logit_bias"):
+        router.route(COMPLEX, params={"logit_bias": {"1": 5}})
+
+
+def test_an_image_asks_for_a_model_that_sees_and_fetches_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from routing.completion import CompletionRequest, plan
+
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/chart.png"}}
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Translate the title."}, image]}]
+    ModelEndpoint.objects.filter(model="simple").update(vision=False)
+    catalog.endpoints.invalidate()
+    decision, _ = plan(CompletionRequest(messages=messages))
+    assert decision.chosen.vision and decision.constraints.requires_vision  # inferred from the image part
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-test-not-real")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+    catalog.endpoints.invalidate()
+    inline = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    as_data = [{"role": "user", "content": [{"type": "text", "text": "Translate the title."}, inline]}]
+    assert plan(CompletionRequest(messages=as_data))[0].chosen.provider == "gemini"
+    assert plan(CompletionRequest(messages=messages))[0].chosen.provider == "openai"  # Gemini fetches no URLs
+
+
 def test_alternatives_are_the_fallback_order_stronger_tiers_first() -> None:
     decision = ModelRouter().route(SIMPLE)
     assert [e.model_id for e in decision.alternatives] == ["sim/medium", "sim/complex"]
@@ -134,3 +175,25 @@ def test_the_learned_router_trains_on_a_slice_is_stored_and_decides_offline(tmp_
     router = ModelRouter()
     decisions = {router.route(r["prompt"]).decided_by for r in rows[:40]}
     assert "learned" in decisions  # confident on at least some prompts; heuristics cover the rest
+
+
+def test_decisions_past_their_retention_are_deleted(settings) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from routing.tasks import retention
+
+    settings.AIOS_DECISION_RETENTION_DAYS = 30
+    now = timezone.now()
+    for age_days in (45, 31, 29, 1):
+        RoutingDecision.objects.create(
+            created_at=now - timedelta(days=age_days),
+            complexity="simple",
+            score=0.1,
+            decided_by="heuristic",
+            chosen_model="sim/simple",
+            reason=f"{age_days}d",
+        )
+    assert retention() == 2
+    assert sorted(RoutingDecision.objects.values_list("reason", flat=True)) == ["1d", "29d"]

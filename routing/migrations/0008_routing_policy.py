@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("routing", "0006_training_example_partial_labels"),
+        ("routing", "0007_cache_compact_embeddings_variant"),
     ]
 
     operations = [

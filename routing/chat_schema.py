@@ -1,0 +1,156 @@
+"""The body of `POST /v1/chat/completions`, validated at the edge (pydantic, strict types).
+
+Every field OpenAI's Chat Completions API defines is either honoured or refused with a 400 that
+names it: a parameter the gateway dropped silently would change the answer without telling anyone,
+and the cache would key two different requests alike.
+
+- Honoured and sent upstream: model, messages (every field of a message, `name`, `tool_calls` and
+  `tool_call_id` included), temperature, top_p, max_tokens / max_completion_tokens, stop, seed,
+  stream, stream_options, n (1 only), frequency_penalty, presence_penalty, logit_bias,
+  response_format, user. Providers that cannot honour one of these are not routed to
+  (routing.providers.registry.unsupported_params).
+- Refused: tools and function calling, logprobs (the gateway cannot carry their results back yet),
+  n > 1, and any field this model does not know.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# Parameters that change the answer beyond the core sampling ones, sent upstream as `ChatRequest.extra`.
+ANSWER_EXTRAS = ("frequency_penalty", "presence_penalty", "logit_bias", "response_format")
+# Parameters that are passed on but do not change the answer (not in the cache key).
+PASS_THROUGH = ("user",)
+# Fields OpenAI defines whose results the gateway cannot return yet: a clear 400 when used.
+REFUSED = {
+    "tools": "tool calling is not supported by the gateway yet",
+    "tool_choice": "tool calling is not supported by the gateway yet",
+    "parallel_tool_calls": "tool calling is not supported by the gateway yet",
+    "functions": "function calling is not supported by the gateway yet",
+    "function_call": "function calling is not supported by the gateway yet",
+    "logprobs": "logprobs are not supported by the gateway yet",
+    "top_logprobs": "logprobs are not supported by the gateway yet",
+}
+
+_ROLES = Literal["system", "developer", "user", "assistant", "tool"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class ContentPart(BaseModel):
+    # Parts carry type-specific fields (text, image_url, input_audio, file): kept as sent.
+    model_config = ConfigDict(strict=True, extra="allow")
+    type: str
+
+
+class Message(BaseModel):
+    # Assistant messages read back from an SDK carry extra keys (refusal, audio, annotations):
+    # they are kept and sent upstream as they are, and count in the cache key.
+    model_config = ConfigDict(strict=True, extra="allow")
+    role: _ROLES
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class StreamOptions(_Strict):
+    include_usage: bool = False
+
+
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+class RoutingConstraints(_Strict):
+    """`aios_constraints`: what the router must honour when it picks a model."""
+
+    max_cost_usd: Annotated[float, Field(ge=0)] | None = None
+    max_latency_ms: Annotated[int, Field(ge=1)] | None = None
+    requires_vision: bool = False
+    min_context_tokens: Annotated[int, Field(ge=1)] | None = None
+
+
+class ChatCompletionBody(_Strict):
+    model: Annotated[str, Field(min_length=1)] = "auto"
+    messages: Annotated[list[Message], Field(min_length=1)]
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    seed: Annotated[int, Field(ge=0)] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: Literal[1] | None = None
+    frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
+    presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
+    logit_bias: dict[str, Annotated[int, Field(ge=-100, le=100)]] | None = None
+    response_format: ResponseFormat | None = None
+    user: str | None = None
+    aios_constraints: RoutingConstraints | None = None
+    # Refused when set to anything but their "off" value (see REFUSED).
+    tools: list[Any] | None = None
+    tool_choice: Any = None
+    parallel_tool_calls: bool | None = None
+    functions: list[Any] | None = None
+    function_call: Any = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+
+    @field_validator("tools", "functions", "tool_choice", "function_call", "parallel_tool_calls", "logprobs",
+                     "top_logprobs")  # fmt: skip
+    @classmethod
+    def _refused(cls, value: Any, info: Any) -> Any:
+        if value not in (None, False, [], "none"):
+            raise ValueError(REFUSED[info.field_name])
+        return value
+
+    def extras(self) -> dict[str, Any]:
+        """The pass-through parameters that were set, in OpenAI's names and shapes."""
+        out: dict[str, Any] = {}
+        for name in (*ANSWER_EXTRAS, *PASS_THROUGH):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value.model_dump(exclude_none=True) if isinstance(value, BaseModel) else value
+        return out
+
+
+class BodyError(ValueError):
+    """The body is invalid: `param` names the field (OpenAI's style: `messages[0].role`)."""
+
+    def __init__(self, message: str, param: str | None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def _param(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "list[ContentPart]", "list[str]", "constrained-list"):
+            continue  # pydantic names the union branch it tried; the caller's field is the one before it
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def parse_body(body: Any) -> ChatCompletionBody:
+    if not isinstance(body, dict):
+        raise BodyError("the body must be a JSON object", None)
+    try:
+        return ChatCompletionBody.model_validate(body)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        param = _param(tuple(error["loc"])) or None
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown or unsupported parameter"
+        raise BodyError(f"{param}: {message}" if param else message, param) from exc
