@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from django.core.cache import cache
 
@@ -39,8 +40,18 @@ def in_event_loop() -> bool:
     return True
 
 
+_instances: weakref.WeakSet[VersionedValue[Any]] = weakref.WeakSet()
+
+
+def invalidate_all() -> None:
+    """Forget every value this process holds (tests: a truncated table does not move versions)."""
+    for value in list(_instances):
+        value.invalidate()
+
+
 class VersionedValue(Generic[T]):
     def __init__(self, key: str, loader: Callable[[], T], recheck_s: float | None = None) -> None:
+        _instances.add(self)
         self.key = key
         self.loader = loader
         self._recheck_s = recheck_s

@@ -37,6 +37,18 @@ def admin_user(db: None) -> Any:
     return make_user("admin")
 
 
+@pytest.fixture(autouse=True)
+def _forget_cached_configuration() -> Iterator[None]:
+    """Catalog, prices, policies and router versions are cached per process and follow a version
+    number in Redis; truncating tables between tests does not move it, so forget them here."""
+    yield
+    from aios_core.versioned import invalidate_all
+    from observability.pricing import prices
+
+    invalidate_all()
+    prices.invalidate()
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[subprocess.Popen[bytes]]:
     """A real Celery worker process (prefork, 2 children) on this run's queue and test DB."""

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def active_learned_router(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A learned router trained on synthetic rows (their embeddings given, so training is quick)."""
     from routing.services import router_model_save
+    from tests.seeds import ensure_seed_data
 
+    ensure_seed_data()  # the simulator tiers a fresh installation has (transactional tests truncate them)
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(80, 384)).astype(np.float32)
     rows = [
