@@ -55,7 +55,9 @@ def celery_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[sub
     from aios_site.tasks import ping
 
     with django_db_blocker.unblock():
-        env = subprocess_env()
+        # Recheck 0: the worker sees a test's catalog or price change on its next read, whatever
+        # it read a moment before (tests change configuration far faster than people do).
+        env = subprocess_env(AIOS_CONFIG_RECHECK_S="0")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "aios_site", "worker", "--concurrency", "2", "--loglevel", "WARNING",
          "--without-gossip", "--without-mingle", "--without-heartbeat"],

@@ -30,7 +30,6 @@ from tests.factories import make_user
 from tests.routing.provider_server import ProviderServer, ScriptedResponse
 
 QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}]
-ANSWER = [{"role": "assistant", "content": "5"}]
 _ids = iter(range(1000, 10**6, 10))
 
 
@@ -42,7 +41,7 @@ def _decision(trace_id: uuid.UUID, model: str, at: Any, decided_by: str = "heuri
 AGENT = "training-test"  # continuous evaluation here samples only this test's spans (others may still be flushing)
 
 
-def _routed_span(model: str, *, decided_by: str | None = "heuristic") -> Span:
+def _routed_span(model: str, *, decided_by: str | None = "heuristic", answer: str = "5") -> Span:
     """An LLM call in a gateway trace, routed by a decision made just before it (None: no decision)."""
     now, trace_id = timezone.now(), uuid.uuid4()
     if decided_by:
@@ -51,7 +50,8 @@ def _routed_span(model: str, *, decided_by: str | None = "heuristic") -> Span:
     return Span.objects.create(
         span_id=next(_ids), trace_id=trace_id, parent_span_id=1, name=f"chat {model}", kind="llm", model=model,
         agent=AGENT, started_at=now, ended_at=now, latency_ms=5,
-        attributes={"gen_ai.input.messages": QUESTION, "gen_ai.output.messages": ANSWER},
+        attributes={"gen_ai.input.messages": QUESTION,
+                    "gen_ai.output.messages": [{"role": "assistant", "content": answer}]},
     )  # fmt: skip
 
 
@@ -170,7 +170,8 @@ def test_continuous_evaluation_turns_judge_verdicts_on_routed_calls_into_trainin
     ensure_seed_data()  # transactional tests truncate the seeded catalog
     config = ContinuousEvaluation.objects.create(name="judged", sample_rate=1.0, threshold=0.5, agent=AGENT)
     config.evaluators.set([make_evaluator("llm_judge", name="judge", **JUDGE)])
-    weak, strong = _routed_span("sim/simple"), _routed_span("sim/complex")
+    # Different answers: the judge's verdict on an identical question and answer may come from the cache.
+    weak, strong = _routed_span("sim/simple", answer="5"), _routed_span("sim/complex", answer="4")
     judge_server.enqueue(_verdict(0.1), _verdict(0.8))  # in the order the spans are judged (their pk order)
     result = continuous_tick.apply().get()
     assert (result["scored"], result["trained"]) == (2, 2)
@@ -189,11 +190,13 @@ def test_continuous_evaluation_turns_judge_verdicts_on_routed_calls_into_trainin
 def test_a_router_eval_run_through_a_real_worker_labels_the_router_after_it_finishes(
     celery_worker: Any, judge_server: Any
 ) -> None:
+    from routing import catalog
     from tests.seeds import ensure_seed_data
 
     ensure_seed_data()  # transactional tests truncate the seeded catalog
     ModelEndpoint.objects.update_or_create(provider="openai_compatible", model="judge-1",
                                            defaults={"tier": "medium", "priority": -1000})  # fmt: skip
+    catalog.endpoints.bump()  # the worker reloads its catalog on the version
     judge_server.enqueue(_verdict(0.9))
     dataset = make_dataset([("Say hello.", None)], name="routed")
     run = evalrun_create(dataset=dataset, target="auto", user=make_user("operator"),

@@ -82,7 +82,11 @@ def test_bad_variants_are_refused_naming_the_problem() -> None:
         policies.PolicySpec.model_validate({"variants": [A, A], "weights": [1, 1]})
 
 
+@pytest.mark.django_db
 def test_a_minimum_tier_raises_the_routed_tier() -> None:
+    from tests.seeds import ensure_seed_data
+
+    ensure_seed_data()
     decision = ModelRouter().route("hi", Constraints(min_tier="complex"))
     assert decision.complexity == "complex" and decision.chosen.tier == "complex"
     assert "raised to complex by policy" in decision.reason
