@@ -229,6 +229,8 @@ class PolicyIn(Schema):
     requires_approval: bool | None = None
     approvals_required: int | None = Field(default=None, ge=1, le=2)
     max_attempts: int | None = Field(default=None, ge=1, le=20)
+    backoff_base_s: float | None = Field(default=None, gt=0, le=3600)
+    backoff_cap_s: float | None = Field(default=None, gt=0, le=86400)
     run_timeout_s: float | None = Field(default=None, gt=0, le=3600)
     approval_timeout_s: int | None = Field(default=None, ge=60)
     max_concurrent: int | None = Field(default=None, ge=1)
