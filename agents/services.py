@@ -751,6 +751,19 @@ def workflow_steps_validate(steps: list[dict[str, Any]], user: Any) -> list[dict
 def workflow_start(
     *, user: Any, name: str | None = None, steps: list[dict[str, Any]] | None = None, forensic: bool = False
 ) -> WorkflowRun:
+    return workflow_request(user=user, name=name, steps=steps, forensic=forensic)[0]
+
+
+def workflow_request(
+    *,
+    user: Any,
+    name: str | None = None,
+    steps: list[dict[str, Any]] | None = None,
+    forensic: bool = False,
+    idempotency_key: str = "",
+) -> tuple[WorkflowRun, bool]:
+    """Start a workflow; returns (workflow, created). Like run_request, the same user's same
+    idempotency key returns the first workflow (created=False), or ConflictError if it differs."""
     if name and steps is None:
         spec = registry.workflows.get(name)
         if spec is None:
@@ -760,15 +773,37 @@ def workflow_start(
         raise ValidationError({"steps": "a workflow needs at least one step"})
     checked = workflow_steps_validate(steps, user)
     owner = user if getattr(user, "is_authenticated", False) else None
-    with transaction.atomic():
-        wf = WorkflowRun.objects.create(
-            name=(name or "ad hoc")[:100],
-            steps=checked,
-            requested_by=owner,
-            forensic=bool(forensic or forensic_forced()),
+    forensic = bool(forensic or forensic_forced())
+    key = (idempotency_key or "").strip()
+    request_hash = _request_hash("workflow", name or "", checked, forensic)
+    if key and (existing := _idempotent_workflow(owner, key, request_hash)) is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            wf = WorkflowRun.objects.create(
+                name=(name or "ad hoc")[:100],
+                steps=checked,
+                requested_by=owner,
+                forensic=forensic,
+                idempotency_key=key,
+                request_hash=request_hash,
+            )
+            _workflow_step_start(wf, 0)
+    except IntegrityError:
+        existing = _idempotent_workflow(owner, key, request_hash) if key else None
+        if existing is None:
+            raise
+        return existing, False  # a concurrent twin won the insert
+    return wf, True
+
+
+def _idempotent_workflow(owner: Any, key: str, request_hash: str) -> WorkflowRun | None:
+    existing = WorkflowRun.objects.filter(requested_by=owner, idempotency_key=key).first()
+    if existing is not None and existing.request_hash != request_hash:
+        raise ConflictError(
+            "this idempotency key was used for a different workflow", workflow=str(existing.pk), field="idempotency_key"
         )
-        _workflow_step_start(wf, 0)
-    return wf
+    return existing
 
 
 def _workflow_step_start(wf: WorkflowRun, index: int) -> ActionRun:
@@ -788,8 +823,15 @@ def _workflow_step_start(wf: WorkflowRun, index: int) -> ActionRun:
 def _workflow_step_finished(run: ActionRun) -> None:
     """Inside the transaction that finished a step's run. The workflow row lock serializes this."""
     wf = WorkflowRun.objects.select_for_update().get(pk=run.workflow_id)
-    if wf.is_terminal or run.step_index != wf.current_step:
-        return  # a stale step (the workflow was cancelled or resumed since)
+    if run.step_index != wf.current_step:
+        return  # a stale step
+    if wf.is_terminal:
+        # Stopped (cancelled) while this step's attempt was running, and the attempt then
+        # succeeded: the step is done, so a resume starts at the next one, never re-runs it.
+        if run.status == RunStatus.SUCCEEDED and wf.current_step < len(wf.steps):
+            wf.current_step += 1
+            wf.save(update_fields=["current_step"])
+        return
     index, now = wf.current_step, timezone.now()
     if run.status == RunStatus.CANCELLED:
         wf.status, wf.finished_at = WorkflowStatus.CANCELLED, now
@@ -828,6 +870,10 @@ def workflow_resume(*, workflow: WorkflowRun, user: Any) -> WorkflowRun:
         wf = WorkflowRun.objects.select_for_update().get(pk=workflow.pk)
         if not wf.can_resume:
             raise ConflictError(f"a {wf.status} workflow cannot be resumed")
+        # The stopped step's run may still be finishing an attempt (cancelled while running):
+        # starting the step again now would run it twice. Its outcome decides where to resume.
+        if wf.runs.filter(step_index=wf.current_step).exclude(status__in=TERMINAL).exists():
+            raise ConflictError("the stopped step is still finishing its attempt; resume when it has ended")
         wf.status, wf.finished_at = WorkflowStatus.RUNNING, None
         wf.save(update_fields=["status", "finished_at"])
         _workflow_step_start(wf, wf.current_step)
