@@ -142,6 +142,7 @@ class WorkflowIn(Schema):
     workflow: str | None = Field(default=None, max_length=100, description="a workflow of the manifest")
     steps: list[StepIn] | None = Field(default=None, max_length=200, description="or ad-hoc steps")
     forensic: bool = False
+    idempotency_key: str | None = Field(default=None, max_length=200)
 
 
 class StepOut(Schema):
@@ -175,14 +176,22 @@ def _workflow_out(wf: WorkflowRun) -> dict[str, Any]:
     }
 
 
-@router.post("/workflows", response={201: WorkflowOut})
+@router.post("/workflows", response={200: WorkflowOut, 201: WorkflowOut})
 def workflows_create(request: HttpRequest, payload: WorkflowIn) -> Status:
+    """Start a workflow. The same user's same `idempotency_key` answers 200 with the first
+    workflow (409 if the request differs), as for runs."""
     require_role(request, OPERATOR)
     if not payload.workflow and not payload.steps:
         raise ValidationError({"workflow": "name a workflow or give steps"})
     steps = [s.dict() for s in payload.steps] if payload.steps else None
-    wf = services.workflow_start(user=request.user, name=payload.workflow, steps=steps, forensic=payload.forensic)
-    return Status(201, _workflow_out(wf))
+    wf, created = services.workflow_request(
+        user=request.user,
+        name=payload.workflow,
+        steps=steps,
+        forensic=payload.forensic,
+        idempotency_key=payload.idempotency_key or "",
+    )
+    return Status(201 if created else 200, _workflow_out(wf))
 
 
 @router.get("/workflows", response=Page[WorkflowOut])
@@ -229,6 +238,8 @@ class PolicyIn(Schema):
     requires_approval: bool | None = None
     approvals_required: int | None = Field(default=None, ge=1, le=2)
     max_attempts: int | None = Field(default=None, ge=1, le=20)
+    backoff_base_s: float | None = Field(default=None, gt=0, le=3600)
+    backoff_cap_s: float | None = Field(default=None, gt=0, le=86400)
     run_timeout_s: float | None = Field(default=None, gt=0, le=3600)
     approval_timeout_s: int | None = Field(default=None, ge=60)
     max_concurrent: int | None = Field(default=None, ge=1)

@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 
 from agents.manifest import ActionResult
+from aios_core.ids import uuid7
 
 
 class RunStatus(models.TextChoices):
@@ -74,6 +75,8 @@ class ActionPolicy(models.Model):
     requires_approval = models.BooleanField(null=True, blank=True)
     approvals_required = models.PositiveSmallIntegerField(null=True, blank=True, choices=[(1, "1"), (2, "2")])
     max_attempts = models.PositiveSmallIntegerField(null=True, blank=True)
+    backoff_base_s = models.FloatField(null=True, blank=True)
+    backoff_cap_s = models.FloatField(null=True, blank=True)
     run_timeout_s = models.FloatField(null=True, blank=True)
     approval_timeout_s = models.PositiveIntegerField(null=True, blank=True)
     max_concurrent = models.PositiveIntegerField(null=True, blank=True)
@@ -102,7 +105,7 @@ WORKFLOW_TERMINAL = frozenset(
 
 
 class WorkflowRun(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     name = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=WorkflowStatus.choices, default=WorkflowStatus.RUNNING)
     steps = models.JSONField()  # [{"agent", "action", "payload", "critical"}], fixed at start
@@ -110,11 +113,20 @@ class WorkflowRun(models.Model):
     failed_steps = models.JSONField(default=list, blank=True)  # indexes of non-critical failures
     forensic = models.BooleanField(default=False)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["status", "-created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["requested_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="agents_workflow_idempotency_per_user",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} {self.id}"
@@ -129,7 +141,8 @@ class WorkflowRun(models.Model):
 
 
 class ActionRun(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # time-ordered: inserts append to the index, and the drain claims in creation order
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     agent = models.CharField(max_length=64)
     action = models.CharField(max_length=64)
     payload = models.JSONField(default=dict, blank=True)
@@ -142,6 +155,8 @@ class ActionRun(models.Model):
     step_index = models.PositiveIntegerField(null=True, blank=True)
     # policy snapshot, taken when the run was requested
     max_attempts = models.PositiveSmallIntegerField(default=3)
+    backoff_base_s = models.FloatField(null=True, blank=True)  # null: the action's coded default
+    backoff_cap_s = models.FloatField(null=True, blank=True)
     run_timeout_s = models.FloatField(default=60.0)
     requires_approval = models.BooleanField(default=False)
     approvals_required = models.PositiveSmallIntegerField(default=1)
@@ -182,6 +197,8 @@ class ActionRun(models.Model):
                 fields=["dispatched_at"], name="agents_run_undispatched", condition=Q(status__in=["queued", "retrying"])
             ),
             models.Index(fields=["lease_expires_at"], name="agents_run_leases", condition=Q(status="running")),
+            # the drain claims the oldest claimable run (ids are time-ordered)
+            models.Index(fields=["id"], name="agents_run_claimable", condition=Q(status__in=["queued", "retrying"])),
         ]
         constraints = [
             models.UniqueConstraint(

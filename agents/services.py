@@ -32,11 +32,20 @@ from pydantic import ValidationError as PydanticValidationError
 
 from agents.consumers import RUNS_ADMIN_GROUP, RUNS_GROUP
 from agents.live import sender as live_sender
-from agents.manifest import ActionResult, ActionSpec, WorkflowStep, registry
+from agents.manifest import ActionResult, ActionSpec, RetryPolicy, WorkflowStep, registry
 from agents.models import TERMINAL, ActionPolicy, ActionRun, RunStatus, WorkflowRun, WorkflowStatus
-from agents.policy import OVERRIDABLE, effective_policy, forensic_forced
+from agents.policy import (
+    OVERRIDABLE,
+    concurrency_limited,
+    effective_policy,
+    forensic_forced,
+    policies_by_action,
+    policies_changed,
+    policies_forget_local,
+)
+from agents.runtime import doorbell
 from agents.runtime.backoff import backoff_delay
-from agents.runtime.claims import LeaseKeeper, claim_run, concurrency_slot_free, record_if_owner
+from agents.runtime.claims import LeaseKeeper, claim_next, claim_run, claim_within_limit, record_if_owner
 from agents.runtime.context import ExecutionContext
 from agents.runtime.errors import (
     PERMANENT,
@@ -96,27 +105,71 @@ def _request_hash(agent: str, action: str, payload: Any, forensic: bool) -> str:
 # --- on-commit effects: dispatch and live events --------------------------------------------------
 
 
-def _publish(run_ids: list[UUID], countdown: float | None = None) -> None:
-    """Send the wake-up messages. A failure leaves `dispatched_at` cleared for the relay."""
+Wake = tuple[UUID, float]  # a run to send: its id and its run timeout (the message's time limits)
+
+
+def _time_limits(run_timeout_s: float) -> dict[str, float]:
+    """Per-message Celery limits from the run's own timeout, under the global ceilings: the
+    handler's alarm fires at the timeout; the soft limit (retryable) a little later, the hard
+    limit (the pool process is killed, the lease sweeper takes over) later still."""
+    soft = min(run_timeout_s + settings.AIOS_RUN_TIME_LIMIT_MARGIN_S, settings.CELERY_TASK_SOFT_TIME_LIMIT)
+    hard = min(soft + settings.AIOS_RUN_TIME_LIMIT_MARGIN_S, settings.CELERY_TASK_TIME_LIMIT)
+    return {"soft_time_limit": soft, "time_limit": max(hard, soft)}
+
+
+def _publish(runs: list[Wake], countdown: float | None = None) -> None:
+    """Send one message per run. A failure leaves `dispatched_at` cleared for the relay."""
     from agents.tasks import execute_run
 
     failed = []
-    for run_id in run_ids:
+    for run_id, timeout_s in runs:
         try:
-            execute_run.apply_async(args=[str(run_id)], countdown=countdown, retry_policy=PUBLISH_RETRY)
+            execute_run.apply_async(
+                args=[str(run_id)], countdown=countdown, retry_policy=PUBLISH_RETRY, **_time_limits(timeout_s)
+            )
         except Exception:  # noqa: BLE001 - broker down: the relay re-sends from the database
             failed.append(run_id)
-    if failed:
-        log.warning("broker unavailable: %d run(s) left for the outbox relay", len(failed))
+    _left_for_relay(failed)
+
+
+def _left_for_relay(run_ids: list[UUID]) -> None:
+    if not run_ids:
+        return
+    log.warning("broker unavailable: %d run(s) left for the outbox relay", len(run_ids))
+    try:
+        ActionRun.objects.filter(pk__in=run_ids).update(dispatched_at=None)
+    except Exception:
+        log.exception("could not mark runs undispatched")
+
+
+def _drains(run: ActionRun) -> bool:
+    """Whether a drain may take this run (else it gets a message of its own)."""
+    return (
+        settings.AIOS_RUN_COALESCE_WAKEUPS
+        and run.run_timeout_s <= settings.AIOS_RUN_DRAIN_MAX_TIMEOUT_S
+        and f"{run.agent}.{run.action}" not in _limited_keys()
+    )
+
+
+def _limited_keys() -> list[str]:
+    return [f"{agent}.{action}" for agent, action in concurrency_limited()]
+
+
+def _wake(runs: list[ActionRun]) -> None:
+    """Wake a worker for new runs: the doorbell for those a drain may take, a message each for
+    the rest."""
+    rung = [r.pk for r in runs if _drains(r)]
+    if rung:
         try:
-            ActionRun.objects.filter(pk__in=failed).update(dispatched_at=None)
-        except Exception:
-            log.exception("could not mark runs undispatched")
+            doorbell.ring()
+        except Exception:  # noqa: BLE001 - Redis or the broker down: the relay re-sends
+            _left_for_relay(rung)
+    _publish([(r.pk, r.run_timeout_s) for r in runs if r.pk not in rung])
 
 
-def _dispatch_on_commit(run_ids: list[UUID], countdown: float | None = None) -> None:
-    if run_ids:
-        transaction.on_commit(lambda: _publish(run_ids, countdown), robust=True)
+def _wake_on_commit(runs: list[ActionRun]) -> None:
+    if runs:
+        transaction.on_commit(lambda: _wake(runs), robust=True)
 
 
 def _live_on_commit(run: ActionRun) -> None:
@@ -172,6 +225,8 @@ def run_request(
             step_index=step_index,
             status=RunStatus.AWAITING_APPROVAL if needs_approval else RunStatus.QUEUED,
             max_attempts=policy.max_attempts,
+            backoff_base_s=policy.backoff_base_s,
+            backoff_cap_s=policy.backoff_cap_s,
             run_timeout_s=policy.run_timeout_s,
             requires_approval=policy.requires_approval,
             approvals_required=policy.approvals_required,
@@ -181,12 +236,19 @@ def run_request(
             dispatched_at=None if needs_approval else timezone.now(),
         )
         try:
-            with transaction.atomic():
+            if needs_approval or connection.in_atomic_block:
+                with transaction.atomic():
+                    run.save(force_insert=True)
+                    if needs_approval:
+                        approval_checkpoint_open(run=run, policy_timeout_s=policy.approval_timeout_s)
+                    else:
+                        _wake_on_commit([run])
+                    _live_on_commit(run)
+            else:
+                # One INSERT, committed on its own (synchronously: an accepted run is never
+                # lost); the on-commit effects then run at once. Saves BEGIN and COMMIT.
                 run.save(force_insert=True)
-                if needs_approval:
-                    approval_checkpoint_open(run=run, policy_timeout_s=policy.approval_timeout_s)
-                else:
-                    _dispatch_on_commit([run.pk])
+                _wake_on_commit([run])
                 _live_on_commit(run)
         except IntegrityError:
             if not key:
@@ -232,7 +294,7 @@ def run_release_after_approval(*, run: ActionRun) -> ActionRun:
         if not changed:
             raise ConflictError(f"run {run.pk} is not awaiting approval")
         run.refresh_from_db()
-        _dispatch_on_commit([run.pk])
+        _wake_on_commit([run])
         _live_on_commit(run)
     return run
 
@@ -347,7 +409,7 @@ def _decide(run: ActionRun, spec: ActionSpec, result: ActionResult | None, exc: 
     message = (result.message if result is not None and result.message else error)[:2000]
     budget_left = (run.attempt - run.crashes) < run.max_attempts
     if error_class == RETRYABLE and budget_left and not run.cancel_requested:
-        delay = backoff_delay(spec.retry, run.attempt - run.crashes)
+        delay = backoff_delay(_retry_policy(run, spec), run.attempt - run.crashes)
         return _Outcome(
             status=RunStatus.RETRYING,
             result=dumped,
@@ -365,6 +427,14 @@ def _decide(run: ActionRun, spec: ActionSpec, result: ActionResult | None, exc: 
         error_class=error_class,
         error_type=error_type[:200],
     )
+
+
+def _retry_policy(run: ActionRun, spec: ActionSpec) -> RetryPolicy:
+    """The backoff snapshotted on the run when it was requested (coded default + admin override);
+    rows from before the snapshot existed fall back to the action's coded policy."""
+    base = run.backoff_base_s or spec.retry.backoff_base_s
+    cap = max(run.backoff_cap_s or spec.retry.backoff_cap_s, base)
+    return RetryPolicy(max_attempts=run.max_attempts, backoff_base_s=base, backoff_cap_s=cap, jitter=spec.retry.jitter)
 
 
 @contextmanager
@@ -385,7 +455,38 @@ def run_execute(*, run_id: UUID) -> str:
     claimed = _claim(run_id)
     if isinstance(claimed, str):
         return claimed
-    run, token = claimed
+    return _execute_claimed(*claimed)
+
+
+def runs_drain() -> int:
+    """Answer the doorbell: claim due runs one by one, oldest first, and execute them, until
+    none is left or AIOS_RUN_DRAIN_S has passed (then ring again, so a fresh message carries on:
+    a drain's Celery limits stay bounded). Returns how many attempts it ran."""
+    doorbell.answer()
+    deadline = time.monotonic() + settings.AIOS_RUN_DRAIN_S
+    done = 0
+    while True:
+        claimed = claim_next(skip_actions=_limited_keys(), max_timeout_s=settings.AIOS_RUN_DRAIN_MAX_TIMEOUT_S)
+        if claimed is None:
+            return done
+        if done == 0 or time.monotonic() > deadline:
+            # There is work: make sure another drain comes, so an idle worker process joins in
+            # (the first time) or this burst goes on in a new task (past the budget).
+            _ring_quietly()
+        _execute_claimed(*claimed)
+        done += 1
+        if time.monotonic() > deadline:
+            return done
+
+
+def _ring_quietly() -> None:
+    try:
+        doorbell.ring()
+    except Exception:  # noqa: BLE001 - the broker is away: the relay re-sends what is left
+        log.warning("could not ring the doorbell; the outbox relay will send what is left")
+
+
+def _execute_claimed(run: ActionRun, token: str) -> str:
     spec = registry.action(run.agent, run.action)
     forensic = run.forensic or forensic_forced()
     executor = executor_for(forensic=forensic)
@@ -447,27 +548,63 @@ def run_execute(*, run_id: UUID) -> str:
 
 
 def _claim(run_id: UUID) -> tuple[ActionRun, str] | str:
-    claimed = claim_run(run_id)
-    if claimed is None:
+    """Claim by id. An action with a maximum of concurrent runs (its current effective policy)
+    is claimed under its per-action lock; when full, the run waits and tries again (a finishing
+    run wakes the next one at once, see _wake_next_waiting)."""
+    limited = _limited_keys()
+    claimed = claim_run(run_id, unless_action_in=limited)
+    if claimed is not None:
+        return claimed
+    if not limited:
         return "not_claimed"
-    run, token = claimed
-    if run.max_concurrent and not concurrency_slot_free(run):
-        wait = timedelta(seconds=settings.AIOS_RUN_CONCURRENCY_WAIT_S)
-        now = timezone.now()
-        # Give the claim back (it did not start): not an attempt.
-        if record_if_owner(
-            run.pk,
-            token,
-            status=RunStatus.QUEUED,
-            attempt=F("attempt") - 1,
-            lease_token="",
-            lease_expires_at=None,
-            next_attempt_at=now + wait,
-            dispatched_at=now,
-        ):
-            _publish([run.pk], countdown=wait.total_seconds())
+    row = ActionRun.objects.filter(pk=run_id).values_list("agent", "action", "run_timeout_s").first()
+    limit = _max_concurrent(row[0], row[1]) if row else None
+    if not limit:
+        return "not_claimed"
+    within = claim_within_limit(run_id, limit)
+    if within is None:
+        return "not_claimed"
+    if within == "full":
+        _postpone(run_id, row[2])
         return "postponed"
-    return run, token
+    return within
+
+
+def _max_concurrent(agent: str, action: str) -> int | None:
+    spec = registry.action(agent, action)
+    if spec is None:
+        return None
+    return effective_policy(spec, policies_by_action().get((agent, action))).max_concurrent
+
+
+def _postpone(run_id: UUID, run_timeout_s: float) -> None:
+    """No slot free: not an attempt. The run waits AIOS_RUN_CONCURRENCY_WAIT_S at most (a
+    finishing run of its action wakes it sooner); its message carries that countdown."""
+    wait = settings.AIOS_RUN_CONCURRENCY_WAIT_S
+    now = timezone.now()
+    changed = ActionRun.objects.filter(pk=run_id, status=RunStatus.QUEUED, next_attempt_at__isnull=True).update(
+        next_attempt_at=now + timedelta(seconds=wait), dispatched_at=now
+    )
+    if not changed:  # a retrying run keeps its backoff; claim again when it is due
+        ActionRun.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RETRYING]).update(dispatched_at=now)
+    _publish([(run_id, run_timeout_s)], countdown=wait)
+
+
+def _wake_next_waiting(agent: str, action: str) -> None:
+    """A run of a concurrency-limited action finished: the oldest run waiting for a slot may
+    start now rather than at the end of its wait."""
+    table = ActionRun._meta.db_table
+    with connection.cursor() as cur:
+        cur.execute(
+            f"UPDATE {table} SET next_attempt_at = NULL, dispatched_at = now() WHERE id = ("
+            f"SELECT id FROM {table} WHERE agent = %s AND action = %s AND status = %s "
+            "AND next_attempt_at IS NOT NULL ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+            "RETURNING id, run_timeout_s",
+            [agent, action, RunStatus.QUEUED],
+        )
+        row = cur.fetchone()
+    if row is not None:
+        _publish([(row[0], row[1])])
 
 
 def _record(
@@ -503,23 +640,42 @@ def _record(
         fields["dispatched_at"] = now if delay <= settings.AIOS_RUN_MAX_ETA_S else None
     else:
         fields["finished_at"] = now
-    with transaction.atomic():
-        _async_commit()
-        if outcome.status == RunStatus.RETRYING and _cancel_requested(run.pk):
-            fields.update(status=RunStatus.CANCELLED, finished_at=now, next_attempt_at=None)
-        if not record_if_owner(run.pk, token, **fields):
-            log.warning("run %s: lease lost before recording attempt %s; outcome dropped", run.pk, run.attempt)
+    if outcome.status == RunStatus.RETRYING or run.workflow_id:
+        with transaction.atomic():
+            _async_commit()
+            if outcome.status == RunStatus.RETRYING and _cancel_requested(run.pk):
+                fields.update(status=RunStatus.CANCELLED, finished_at=now, next_attempt_at=None)
+            if not _write_outcome(run, token, fields):
+                return
+            if run.status == RunStatus.RETRYING and fields.get("dispatched_at"):
+                countdown = outcome.delay_s
+                transaction.on_commit(lambda: _publish([(run.pk, run.run_timeout_s)], countdown), robust=True)
+            _after_outcome(run)
+    else:
+        # A final outcome outside a workflow: one conditional UPDATE, its own (asynchronous) commit.
+        if not _write_outcome(run, token, fields, async_commit=True):
             return
-        # Keep the in-memory row in step with what was written (no re-read on the hot path).
-        for name in ("status", "message", "error", "error_class", "error_type", "finished_at", "next_attempt_at"):
-            if name in fields:
-                setattr(run, name, fields[name])
-        if run.status == RunStatus.RETRYING and fields.get("dispatched_at"):
-            _dispatch_on_commit([run.pk], countdown=outcome.delay_s)
-        if run.is_terminal:
-            _after_terminal(run)
-        else:
-            _live_on_commit(run)
+        _after_outcome(run)
+    if f"{run.agent}.{run.action}" in _limited_keys():
+        _wake_next_waiting(run.agent, run.action)
+
+
+def _write_outcome(run: ActionRun, token: str, fields: dict[str, Any], *, async_commit: bool = False) -> bool:
+    if not record_if_owner(run.pk, token, async_commit=async_commit, **fields):
+        log.warning("run %s: lease lost before recording attempt %s; outcome dropped", run.pk, run.attempt)
+        return False
+    # Keep the in-memory row in step with what was written (no re-read on the hot path).
+    for name in ("status", "message", "error", "error_class", "error_type", "finished_at", "next_attempt_at"):
+        if name in fields:
+            setattr(run, name, fields[name])
+    return True
+
+
+def _after_outcome(run: ActionRun) -> None:
+    if run.is_terminal:
+        _after_terminal(run)
+    else:
+        _live_on_commit(run)
 
 
 def _async_commit() -> None:
@@ -595,6 +751,19 @@ def workflow_steps_validate(steps: list[dict[str, Any]], user: Any) -> list[dict
 def workflow_start(
     *, user: Any, name: str | None = None, steps: list[dict[str, Any]] | None = None, forensic: bool = False
 ) -> WorkflowRun:
+    return workflow_request(user=user, name=name, steps=steps, forensic=forensic)[0]
+
+
+def workflow_request(
+    *,
+    user: Any,
+    name: str | None = None,
+    steps: list[dict[str, Any]] | None = None,
+    forensic: bool = False,
+    idempotency_key: str = "",
+) -> tuple[WorkflowRun, bool]:
+    """Start a workflow; returns (workflow, created). Like run_request, the same user's same
+    idempotency key returns the first workflow (created=False), or ConflictError if it differs."""
     if name and steps is None:
         spec = registry.workflows.get(name)
         if spec is None:
@@ -604,15 +773,37 @@ def workflow_start(
         raise ValidationError({"steps": "a workflow needs at least one step"})
     checked = workflow_steps_validate(steps, user)
     owner = user if getattr(user, "is_authenticated", False) else None
-    with transaction.atomic():
-        wf = WorkflowRun.objects.create(
-            name=(name or "ad hoc")[:100],
-            steps=checked,
-            requested_by=owner,
-            forensic=bool(forensic or forensic_forced()),
+    forensic = bool(forensic or forensic_forced())
+    key = (idempotency_key or "").strip()
+    request_hash = _request_hash("workflow", name or "", checked, forensic)
+    if key and (existing := _idempotent_workflow(owner, key, request_hash)) is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            wf = WorkflowRun.objects.create(
+                name=(name or "ad hoc")[:100],
+                steps=checked,
+                requested_by=owner,
+                forensic=forensic,
+                idempotency_key=key,
+                request_hash=request_hash,
+            )
+            _workflow_step_start(wf, 0)
+    except IntegrityError:
+        existing = _idempotent_workflow(owner, key, request_hash) if key else None
+        if existing is None:
+            raise
+        return existing, False  # a concurrent twin won the insert
+    return wf, True
+
+
+def _idempotent_workflow(owner: Any, key: str, request_hash: str) -> WorkflowRun | None:
+    existing = WorkflowRun.objects.filter(requested_by=owner, idempotency_key=key).first()
+    if existing is not None and existing.request_hash != request_hash:
+        raise ConflictError(
+            "this idempotency key was used for a different workflow", workflow=str(existing.pk), field="idempotency_key"
         )
-        _workflow_step_start(wf, 0)
-    return wf
+    return existing
 
 
 def _workflow_step_start(wf: WorkflowRun, index: int) -> ActionRun:
@@ -632,8 +823,15 @@ def _workflow_step_start(wf: WorkflowRun, index: int) -> ActionRun:
 def _workflow_step_finished(run: ActionRun) -> None:
     """Inside the transaction that finished a step's run. The workflow row lock serializes this."""
     wf = WorkflowRun.objects.select_for_update().get(pk=run.workflow_id)
-    if wf.is_terminal or run.step_index != wf.current_step:
-        return  # a stale step (the workflow was cancelled or resumed since)
+    if run.step_index != wf.current_step:
+        return  # a stale step
+    if wf.is_terminal:
+        # Stopped (cancelled) while this step's attempt was running, and the attempt then
+        # succeeded: the step is done, so a resume starts at the next one, never re-runs it.
+        if run.status == RunStatus.SUCCEEDED and wf.current_step < len(wf.steps):
+            wf.current_step += 1
+            wf.save(update_fields=["current_step"])
+        return
     index, now = wf.current_step, timezone.now()
     if run.status == RunStatus.CANCELLED:
         wf.status, wf.finished_at = WorkflowStatus.CANCELLED, now
@@ -672,6 +870,10 @@ def workflow_resume(*, workflow: WorkflowRun, user: Any) -> WorkflowRun:
         wf = WorkflowRun.objects.select_for_update().get(pk=workflow.pk)
         if not wf.can_resume:
             raise ConflictError(f"a {wf.status} workflow cannot be resumed")
+        # The stopped step's run may still be finishing an attempt (cancelled while running):
+        # starting the step again now would run it twice. Its outcome decides where to resume.
+        if wf.runs.filter(step_index=wf.current_step).exclude(status__in=TERMINAL).exists():
+            raise ConflictError("the stopped step is still finishing its attempt; resume when it has ended")
         wf.status, wf.finished_at = WorkflowStatus.RUNNING, None
         wf.save(update_fields=["status", "finished_at"])
         _workflow_step_start(wf, wf.current_step)
@@ -743,7 +945,14 @@ def policy_set(*, agent: str, action: str, user: Any, **values: Any) -> ActionPo
         raise ValidationError({sorted(unknown)[0]: "not a policy field"})
     if values.get("approvals_required") not in (None, 1, 2):
         raise ValidationError({"approvals_required": "must be 1 or 2"})
-    for field in ("max_attempts", "run_timeout_s", "approval_timeout_s", "max_concurrent"):
+    for field in (
+        "max_attempts",
+        "backoff_base_s",
+        "backoff_cap_s",
+        "run_timeout_s",
+        "approval_timeout_s",
+        "max_concurrent",
+    ):
         if values.get(field) is not None and values[field] <= 0:
             raise ValidationError({field: "must be positive"})
     with transaction.atomic():
@@ -754,6 +963,9 @@ def policy_set(*, agent: str, action: str, user: Any, **values: Any) -> ActionPo
         policy.updated_by = user
         policy.save()
         after = {f: getattr(policy, f) for f in ("enabled", *OVERRIDABLE)}
+        effective = effective_policy(spec, policy)
+        if effective.backoff_cap_s < effective.backoff_base_s:
+            raise ValidationError({"backoff_cap_s": "the backoff cap must be at least the base"})
         audit_append(
             action="agents.policy_changed",
             object_type="action_policy",
@@ -761,4 +973,6 @@ def policy_set(*, agent: str, action: str, user: Any, **values: Any) -> ActionPo
             data={"before": before, "after": after},
             actor=user,
         )
+        transaction.on_commit(policies_changed)  # every process reloads the overrides
+    policies_forget_local()  # this process at once, not only after the version moves
     return policy

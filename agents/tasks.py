@@ -19,6 +19,17 @@ def execute_run(run_id: str) -> str:
     return run_execute(run_id=UUID(run_id))
 
 
+@shared_task(name="agents.drain")
+def drain_runs() -> int:
+    """The doorbell's message (agents/runtime/doorbell.py): execute due runs until none is left."""
+    from django.db import close_old_connections
+
+    from agents.services import runs_drain
+
+    close_old_connections()
+    return runs_drain()
+
+
 @shared_task(name="agents.relay")
 def relay() -> int:
     from agents.services import runs_relay

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 
 from aios_core import context
 from aios_core.api import json_error
-from aios_site.tokens import is_machine_path, required_scope, token_authenticate
+from aios_site.tokens import is_machine_path, required_scope, token_authenticate_cached
 
 access_log = logging.getLogger("aios.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -65,7 +65,7 @@ class ApiTokenMiddleware:
         header = request.headers.get("Authorization", "")
         scope = required_scope(request.path, request.method or "GET")
         if scope is not None and header[:7].lower() == "bearer ":
-            token = token_authenticate(header[7:].strip())
+            token = token_authenticate_cached(header[7:].strip())
             if token is None:
                 return json_error(401, "invalid_token", "The API token is unknown, expired or revoked.")
             if not token.has_scope(scope):

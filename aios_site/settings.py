@@ -290,6 +290,13 @@ AIOS_RUN_MAX_CRASHES = env.int("AIOS_RUN_MAX_CRASHES", default=3)  # lost attemp
 AIOS_RUN_MAX_ETA_S = env.float("AIOS_RUN_MAX_ETA_S", default=60.0)  # longer retry waits wait in the DB
 AIOS_RUN_BACKOFF_SCALE = env.float("AIOS_RUN_BACKOFF_SCALE", default=1.0)  # tests: 0.001
 AIOS_RUN_CONCURRENCY_WAIT_S = env.float("AIOS_RUN_CONCURRENCY_WAIT_S", default=2.0)
+# Coalesced wake-ups (agents/runtime/doorbell.py): new runs ring one doorbell; a drain task claims
+# them in order. Off: one broker message per run.
+AIOS_RUN_COALESCE_WAKEUPS = env.bool("AIOS_RUN_COALESCE_WAKEUPS", default=True)
+AIOS_RUN_DRAIN_S = env.float("AIOS_RUN_DRAIN_S", default=10.0)  # a drain stops claiming after this, rings again
+AIOS_RUN_DRAIN_MAX_TIMEOUT_S = env.float("AIOS_RUN_DRAIN_MAX_TIMEOUT_S", default=60.0)  # longer: own message
+AIOS_RUN_DOORBELL_TTL_S = env.int("AIOS_RUN_DOORBELL_TTL_S", default=5)  # a lost drain message silences no longer
+AIOS_RUN_TIME_LIMIT_MARGIN_S = env.float("AIOS_RUN_TIME_LIMIT_MARGIN_S", default=5.0)  # run timeout → Celery limits
 AIOS_RUN_LIVE_EVENTS = env.bool("AIOS_RUN_LIVE_EVENTS", default=True)  # websocket status updates
 AIOS_RUN_LIVE_FLUSH_S = env.float("AIOS_RUN_LIVE_FLUSH_S", default=0.1)  # coalescing interval of those
 AIOS_RELAY_INTERVAL_S = env.float("AIOS_RELAY_INTERVAL_S", default=15.0)

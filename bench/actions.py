@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,10 +34,26 @@ def client(url: str, token: str, n: int, ready: Any, done: Any) -> None:
     http = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
     body = json.dumps({"agent": "chaos", "action": "flaky", "payload": {"p_fail": 0}})
     ready.wait()
+    cpu = time.process_time()
     for _ in range(n):
         resp = http.post("/api/runs", body, content_type="application/json")
         assert resp.status_code == 201, resp.content
-    done.put(time.perf_counter())
+    done.put((time.perf_counter(), time.process_time() - cpu))
+
+
+def _worker_cpu_s(stack: Stack) -> float:
+    import psutil
+
+    assert stack.worker is not None
+    root = psutil.Process(stack.worker.pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def main() -> None:
@@ -67,13 +84,17 @@ def main() -> None:
         for p in procs:
             p.start()
         ready.wait()  # clients have set up Django: time only the requests and the runs
+        worker_cpu = _worker_cpu_s(stack)
         started = time.perf_counter()
         while ActionRun.objects.filter(status="succeeded").count() < n:
             if time.perf_counter() - started > 600:
                 raise RuntimeError("runs did not finish in 10 minutes")
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
-        submitted = max(done.get(timeout=60) for _ in procs) - started
+        worker_cpu = _worker_cpu_s(stack) - worker_cpu
+        reports = [done.get(timeout=60) for _ in procs]
+        submitted = max(end for end, _ in reports) - started
+        client_cpu = sum(cpu for _, cpu in reports)
         for p in procs:
             p.join()
     finally:
@@ -91,6 +112,10 @@ def main() -> None:
             "worker_processes": 2,
             "actions_per_s": round(rate, 1),
             "submit_per_s": round(n / submitted, 1),
+            # CPU per action: the API side (Django's whole request stack) and the worker (pool and parent)
+            "api_cpu_ms_per_action": round(client_cpu / n * 1000, 2),
+            "worker_cpu_ms_per_action": round(worker_cpu / n * 1000, 2),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
             "wall_s": round(time.perf_counter() - wall, 1),
             "targets": {"actions_per_s": TARGET},
         }

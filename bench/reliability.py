@@ -8,9 +8,11 @@
 (b) N runs (default 1,000) of `chaos.effect` (a side effect idempotent by the run's key, acting
     then sleeping, so kills land between acting and recording) while the worker's whole process
     group is SIGKILLed K times (default 10) and restarted, and the broker (Redis, no persistence:
-    queued messages are lost) is restarted twice. Side effects are counted in the ledger, not
-    taken from run statuses. The clock for each run orphaned by a kill runs from the kill to the
-    run's completion; defaults are used (30 s lease, 15 s sweeper, 30 s redispatch).
+    queued messages are lost) is restarted twice. Side effects are counted by key in the
+    sandbox's effect log (one line per change actually made; the ledger makes them idempotent),
+    not taken from run statuses: a key with two lines is a duplicated side effect. The clock
+    for each run orphaned by a kill runs from the kill to the run's completion; defaults are
+    used (30 s lease, 15 s sweeper, 30 s redispatch).
 
 A real worker (prefork, 2 processes) and a real beat run on a private database and Redis.
 """
@@ -18,7 +20,9 @@ A real worker (prefork, 2 processes) and a real beat run on a private database a
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import shutil
 import sys
 import threading
 import time
@@ -82,7 +86,19 @@ def part_a(n_workflows: int) -> dict[str, Any]:
     }
 
 
-def part_b(stack: Stack, n_runs: int, kills: int, broker_restarts: int) -> dict[str, Any]:
+def effects_by_key(sandbox: Path, keys: set[str]) -> dict[str, int]:
+    """How many times each key's change was actually made (the sandbox's effect log)."""
+    made: dict[str, int] = {}
+    log = sandbox / "effects.log"
+    if log.exists():
+        for line in log.read_text().splitlines():
+            key = line.split("\t", 1)[0]
+            if key in keys:
+                made[key] = made.get(key, 0) + 1
+    return made
+
+
+def part_b(stack: Stack, sandbox: Path, n_runs: int, kills: int, broker_restarts: int) -> dict[str, Any]:
     from django.db import close_old_connections
 
     from agents.models import TERMINAL, ActionRun, SideEffect
@@ -135,10 +151,11 @@ def part_b(stack: Stack, n_runs: int, kills: int, broker_restarts: int) -> dict[
     succeeded = runs.filter(status="succeeded").count()
     keys = {f"run:{pk}" for pk in ids}
     effects = SideEffect.objects.filter(key__in=keys)
-    distinct = effects.values("key").distinct().count()
-    duplicated = effects.count() - distinct
-    succeeded_without_effect = runs.filter(status="succeeded").count() - distinct
-    lost = not_terminal + max(succeeded_without_effect, 0)
+    made = effects_by_key(sandbox, keys)
+    duplicated = sum(n - 1 for n in made.values() if n > 1)  # changes made more than once, by key
+    succeeded_keys = {f"run:{pk}" for pk in runs.filter(status="succeeded").values_list("pk", flat=True)}
+    succeeded_without_effect = len(succeeded_keys - set(made))
+    lost = not_terminal + succeeded_without_effect
     replays = sum(effects.values_list("replays", flat=True))
     finished = dict(runs.filter(pk__in=list(orphans)).values_list("pk", "finished_at"))
     waits = sorted(finished[pk].timestamp() - t for pk, t in orphans.items() if finished.get(pk))
@@ -155,7 +172,9 @@ def part_b(stack: Stack, n_runs: int, kills: int, broker_restarts: int) -> dict[
         "broker_restarts": broker_restarts,
         "lost": lost,
         "duplicated": duplicated,
-        "effects": effects.count(),
+        "effects_made": sum(made.values()),
+        "keys_with_effect": len(made),
+        "ledger_rows": effects.count(),
         "replays_absorbed": replays,
         "b_succeeded": succeeded,
         "b_statuses": statuses,
@@ -179,16 +198,19 @@ def main() -> None:
     restarts = 1 if args.quick else 2
     wall = time.perf_counter()
     url = bench_database("aios_bench_reliability", fresh=True)
-    stack = Stack(url, "reliab")
+    sandbox = Path(__file__).resolve().parent.parent / "var" / f"reliab-sandbox-{os.getpid()}"
+    shutil.rmtree(sandbox, ignore_errors=True)
+    stack = Stack(url, "reliab", AIOS_SANDBOX_DIR=str(sandbox))
     try:
         setup_django(url)
         stack.start_worker(2)
         stack.start_beat()
         wait_worker_ready()
         result = part_a(n_wf)
-        result.update(part_b(stack, n_runs, kills, restarts))
+        result.update(part_b(stack, sandbox, n_runs, kills, restarts))
     finally:
         stack.stop()
+        shutil.rmtree(sandbox, ignore_errors=True)
     result["wall_s"] = round(time.perf_counter() - wall, 1)
     emit({"bench": "reliability", **result, "targets": TARGETS})
 

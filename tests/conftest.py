@@ -43,10 +43,12 @@ def _forget_cached_configuration() -> Iterator[None]:
     number in Redis; truncating tables between tests does not move it, so forget them here."""
     yield
     from aios_core.versioned import invalidate_all
+    from aios_site.tokens import forget_cached_tokens
     from observability.pricing import prices
 
     invalidate_all()
     prices.invalidate()
+    forget_cached_tokens()
 
 
 @pytest.fixture(scope="session")

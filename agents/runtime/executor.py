@@ -107,7 +107,12 @@ class Executor:
                 [key, kind, json.dumps(detail), timezone.now()],
             )
             replays = cur.fetchone()[0]
+        if replays == 0:
+            self._effect_made(key, kind)
         return self._record("effect", key, {"kind": kind, **detail}, True, replay=replays > 0)
+
+    def _effect_made(self, key: str, kind: str) -> None:
+        """The world change behind an application-level effect, made once the ledger took the key."""
 
     def apply(self, op: str, target: str, detail: dict[str, Any], fn: Any) -> dict[str, Any]:
         """A change to this application's own state (e.g. a stored baseline): run `fn` unless forensic."""
@@ -121,6 +126,14 @@ class SandboxExecutor(Executor):
     def __init__(self, root: Path | None = None) -> None:
         super().__init__()
         self.root = Path(root or settings.AIOS_SANDBOX_DIR)
+
+    def _effect_made(self, key: str, kind: str) -> None:
+        """Appends a line to the sandbox's effect log: one line per change actually made, so a
+        count by key shows any effect made twice (bench/reliability.py reads it)."""
+        log_path = self.root / "effects.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a", encoding="utf-8") as fh:  # O_APPEND: one write per line, whole
+            fh.write(f"{key}\t{kind}\t{os.getpid()}\n")
 
     def sandbox_path(self, path: str) -> Path:
         resolved = Path(os.path.normpath("/" + path.lstrip("/")))

@@ -28,36 +28,37 @@ log = logging.getLogger(__name__)
 BATCH = 2000
 
 
-def due_for_redispatch(now: timezone.datetime | None = None) -> list[UUID]:
+def due_for_redispatch(now: timezone.datetime | None = None) -> list[tuple[UUID, float]]:
+    """(run id, run timeout) of every run to send again."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.AIOS_RUN_REDISPATCH_S)
     with transaction.atomic():
-        ids = list(
+        rows = list(
             ActionRun.objects.select_for_update(skip_locked=True)
             .filter(status__in=CLAIMABLE)
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
             .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lte=stale))
-            .values_list("pk", flat=True)[:BATCH]
+            .values_list("pk", "run_timeout_s")[:BATCH]
         )
-        if ids:
-            ActionRun.objects.filter(pk__in=ids).update(dispatched_at=now)
-    return ids
+        if rows:
+            ActionRun.objects.filter(pk__in=[pk for pk, _ in rows]).update(dispatched_at=now)
+    return rows
 
 
-def expire_leases(now: timezone.datetime | None = None) -> tuple[list[UUID], list[UUID]]:
-    """Returns (requeued, dead-lettered) run ids; the caller re-sends the first on commit."""
+def expire_leases(now: timezone.datetime | None = None) -> tuple[list[tuple[UUID, float]], list[UUID]]:
+    """Returns (requeued (id, run timeout), dead-lettered ids); the caller re-sends the first."""
     now = now or timezone.now()
     max_crashes = settings.AIOS_RUN_MAX_CRASHES
     with transaction.atomic():
         rows = list(
             ActionRun.objects.select_for_update(skip_locked=True)
             .filter(status=RunStatus.RUNNING, lease_expires_at__lt=now)
-            .values_list("pk", "crashes")[:BATCH]
+            .values_list("pk", "crashes", "run_timeout_s")[:BATCH]
         )
-        dead = [pk for pk, crashes in rows if crashes + 1 >= max_crashes]
-        requeue = [pk for pk, crashes in rows if crashes + 1 < max_crashes]
+        dead = [pk for pk, crashes, _ in rows if crashes + 1 >= max_crashes]
+        requeue = [(pk, timeout) for pk, crashes, timeout in rows if crashes + 1 < max_crashes]
         if requeue:
-            ActionRun.objects.filter(pk__in=requeue).update(
+            ActionRun.objects.filter(pk__in=[pk for pk, _ in requeue]).update(
                 status=RunStatus.QUEUED,
                 crashes=F("crashes") + 1,
                 lease_token="",

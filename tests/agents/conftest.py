@@ -18,8 +18,10 @@ def _fast_runtime(settings: Any, tmp_path: Any) -> None:
 
 
 @pytest.fixture
-def no_broker(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record sent messages instead of publishing (the worker's part is driven by `drain`)."""
+def no_broker(monkeypatch: pytest.MonkeyPatch, settings: Any) -> list[str]:
+    """Record sent messages instead of publishing (the worker's part is driven by `drain`).
+    One message per run (the doorbell's coalescing is tested on its own: test_doorbell.py)."""
+    settings.AIOS_RUN_COALESCE_WAKEUPS = False
     sent: list[str] = []
     from django.db import transaction
 

@@ -18,8 +18,10 @@ from tests.factories import make_user
 
 
 @pytest.fixture
-def quiet(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """No broker, no channel layer: record what would be sent (after the real commits)."""
+def quiet(transactional_db: None, monkeypatch: pytest.MonkeyPatch, settings: Any) -> list[str]:
+    """No broker, no channel layer: record what would be sent (after the real commits), one
+    message per run."""
+    settings.AIOS_RUN_COALESCE_WAKEUPS = False
     sent: list[str] = []
     monkeypatch.setattr(tasks.execute_run, "apply_async", lambda args, **kw: sent.append(args[0]))
     monkeypatch.setattr(tasks.approval_preview, "apply_async", lambda args, **kw: None)

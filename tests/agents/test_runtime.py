@@ -155,15 +155,22 @@ def test_a_run_that_keeps_killing_its_worker_goes_to_dead_letter(admin_user, no_
     assert run.error_type == "worker_lost"
 
 
+@pytest.mark.parametrize("coalesce", [True, False], ids=["doorbell", "message-per-run"])
 def test_a_run_committed_while_the_broker_is_down_is_sent_by_the_relay(
-    admin_user, monkeypatch, django_capture_on_commit_callbacks
+    admin_user, monkeypatch, django_capture_on_commit_callbacks, settings, coalesce
 ) -> None:  # type: ignore[no-untyped-def]
+    from django.core.cache import cache
+
     from agents import tasks
+    from agents.runtime import doorbell
 
     def down(*args: object, **kwargs: object) -> None:
         raise ConnectionError("broker down")
 
+    settings.AIOS_RUN_COALESCE_WAKEUPS = coalesce
+    cache.delete(doorbell.KEY)
     monkeypatch.setattr(tasks.execute_run, "apply_async", down)
+    monkeypatch.setattr(tasks.drain_runs, "apply_async", down)
     with django_capture_on_commit_callbacks(execute=True):
         run = _chaos(admin_user, p_fail=0)
     # the request succeeded although the broker is down; the run waits undispatched

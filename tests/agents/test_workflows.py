@@ -93,3 +93,48 @@ def test_the_boot_sequence_runs_on_this_machine(admin_user: Any, no_broker: list
     wf = _wf(wf)
     assert wf.status in ("succeeded", "degraded"), workflow_steps(wf)
     assert wf.current_step == len(wf.steps)
+
+
+def test_resuming_while_the_stopped_step_is_still_running_never_runs_it_twice(
+    admin_user: Any, no_broker: list[str]
+) -> None:
+    from agents.runtime.claims import claim_run
+    from agents.services import _execute_claimed
+    from aios_core.errors import ConflictError
+
+    wf = workflow_start(user=admin_user, steps=[OK, OK])
+    step0 = wf.runs.get(step_index=0)
+    no_broker.clear()
+    claimed = claim_run(step0.pk)  # a worker is running step 0
+    assert claimed is not None
+    workflow_cancel(workflow=wf, user=admin_user)  # the attempt goes on; no retry after it
+    with pytest.raises(ConflictError):
+        workflow_resume(workflow=wf, user=admin_user)
+    assert wf.runs.filter(step_index=0).count() == 1
+    _execute_claimed(*claimed)  # the late attempt succeeds: step 0 is done
+    wf = _wf(wf)
+    assert wf.status == "cancelled" and wf.current_step == 1
+    workflow_resume(workflow=wf, user=admin_user)
+    with pytest.raises(ConflictError):
+        workflow_resume(workflow=wf, user=admin_user)  # clicked twice
+    drain(no_broker)
+    wf = _wf(wf)
+    assert wf.status == "succeeded"
+    assert wf.runs.filter(step_index=0).count() == 1 and wf.runs.filter(step_index=1).count() == 1
+
+
+def test_starting_a_workflow_is_idempotent_by_key(operator: Any, no_broker: list[str]) -> None:
+    import json
+
+    from tests.helpers import login
+
+    client = login(operator)
+    info = {"agent": "kernel", "action": "info", "payload": {}}
+    body = {"steps": [info, info], "idempotency_key": "wf-1"}
+    first = client.post("/api/workflows", json.dumps(body), content_type="application/json")
+    again = client.post("/api/workflows", json.dumps(body), content_type="application/json")
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    different = client.post("/api/workflows", json.dumps({**body, "steps": [info]}), content_type="application/json")
+    assert different.status_code == 409
+    assert WorkflowRun.objects.count() == 1 and len(no_broker) == 1  # one first step, sent once
