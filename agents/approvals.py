@@ -10,8 +10,6 @@ deadline denies it. Every request, decision and expiry is audited and traced.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -31,11 +29,11 @@ from agents.models import (
     ApprovalWebhook,
     RunStatus,
 )
+from agents.runtime.tracing import under_run_trace
 from aios_core.access import ADMIN, APPROVER, has_role
 from aios_core.errors import ConflictError
 from aios_core.live import role_group, send_now
 from observability import get_observability
-from observability import tracing as obs_tracing
 from observability.audit import audit_append
 
 log = logging.getLogger(__name__)
@@ -137,25 +135,12 @@ def _queue_previews(ids: list[int]) -> None:
 # --- spans: the human wait -----------------------------------------------------------------------
 
 
-@contextmanager
-def _under_run_trace(run: ActionRun) -> Iterator[None]:
-    """Spans opened inside nest under the run's request span (its trace), wherever we are."""
-    token = None
-    if run.trace_id and run.root_span_id:
-        span_hex = obs_tracing.span_id_hex(run.root_span_id)
-        token = obs_tracing.attach_remote_parent(f"00-{run.trace_id.hex}-{span_hex}-01")
-    try:
-        yield
-    finally:
-        obs_tracing.detach(token)
-
-
 def _wait_span(req: ApprovalRequest, name: str, attributes: dict[str, Any]) -> None:
     """A kind=approval span in the run's trace from the request's creation to now: its latency is
     the time the run waited for humans, so the dashboard's approval percentiles are that wait."""
     run = req.run
     waited_s = (timezone.now() - req.created_at).total_seconds()
-    with _under_run_trace(run), get_observability().trace_span(name, kind="approval", agent_name=run.agent) as span:
+    with under_run_trace(run), get_observability().trace_span(name, kind="approval", agent_name=run.agent) as span:
         span.start_at(req.created_at)
         span.set_attributes(
             {

@@ -60,10 +60,10 @@ from agents.runtime.errors import (
 from agents.runtime.executor import executor_for
 from agents.runtime.guard import forensic_guard
 from agents.runtime.relay import due_for_redispatch, expire_leases
+from agents.runtime.tracing import under_run_trace
 from aios_core.access import ADMIN, has_role
 from aios_core.errors import ConflictError
 from observability import get_observability
-from observability import tracing as obs_tracing
 from observability.audit import audit_append
 
 log = logging.getLogger(__name__)
@@ -437,18 +437,6 @@ def _retry_policy(run: ActionRun, spec: ActionSpec) -> RetryPolicy:
     return RetryPolicy(max_attempts=run.max_attempts, backoff_base_s=base, backoff_cap_s=cap, jitter=spec.retry.jitter)
 
 
-@contextmanager
-def _under_run_trace(run: ActionRun) -> Iterator[None]:
-    token = None
-    if run.trace_id and run.root_span_id:
-        span_hex = obs_tracing.span_id_hex(run.root_span_id)
-        token = obs_tracing.attach_remote_parent(f"00-{run.trace_id.hex}-{span_hex}-01")
-    try:
-        yield
-    finally:
-        obs_tracing.detach(token)
-
-
 def run_execute(*, run_id: UUID) -> str:
     """Claim and run one attempt of `run_id`; record the outcome. Idempotent: a redelivered
     message finds the run claimed or finished and does nothing. Returns what happened."""
@@ -502,7 +490,7 @@ def _execute_claimed(run: ActionRun, token: str) -> str:
     )
     started_at = timezone.now()
     with (
-        _under_run_trace(run),
+        under_run_trace(run),
         get_observability().trace_span("agent.action", agent_name=run.agent, kind="action") as span,
     ):
         ctx.span = span
