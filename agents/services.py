@@ -448,23 +448,43 @@ def run_execute(*, run_id: UUID) -> str:
 
 def runs_drain() -> int:
     """Answer the doorbell: claim due runs one by one, oldest first, and execute them, until
-    none is left or AIOS_RUN_DRAIN_S has passed (then ring again, so a fresh message carries on:
-    a drain's Celery limits stay bounded). Returns how many attempts it ran."""
-    doorbell.answer()
+    none is left or AIOS_RUN_DRAIN_S has passed. Returns how many attempts it ran.
+
+    The doorbell key stays set while the drain works, so the runs committed meanwhile ring
+    into it and cost no message: the drain's next claim finds them. With nothing left, it
+    lingers AIOS_RUN_DRAIN_LINGER_S (a steady stream of runs keeps one drain going instead of
+    a message per run), then deletes the key and claims once more: a run whose ring the key
+    absorbed was committed before that delete, so that last claim sees it; a run committed
+    after it rings a new message."""
     deadline = time.monotonic() + settings.AIOS_RUN_DRAIN_S
-    done = 0
-    while True:
-        claimed = claim_next(skip_actions=_limited_keys(), max_timeout_s=settings.AIOS_RUN_DRAIN_MAX_TIMEOUT_S)
+    done, idle_since = 0, None
+    while time.monotonic() < deadline:
+        claimed = _claim_for_drain()
         if claimed is None:
-            return done
-        if done == 0 or time.monotonic() > deadline:
-            # There is work: make sure another drain comes, so an idle worker process joins in
-            # (the first time) or this burst goes on in a new task (past the budget).
-            _ring_quietly()
+            now = time.monotonic()
+            idle_since = idle_since or now
+            if now - idle_since < settings.AIOS_RUN_DRAIN_LINGER_S:
+                time.sleep(DRAIN_POLL_S)
+                continue
+            doorbell.answer()
+            claimed = _claim_for_drain()
+            if claimed is None:
+                return done
+        idle_since = None
+        if done == 0:
+            _send_drain_quietly()  # there is work: an idle worker process joins in
         _execute_claimed(*claimed)
         done += 1
-        if time.monotonic() > deadline:
-            return done
+    doorbell.answer()  # past the budget: a fresh message carries on (a drain's limits stay bounded)
+    _ring_quietly()
+    return done
+
+
+DRAIN_POLL_S = 0.005
+
+
+def _claim_for_drain() -> tuple[ActionRun, str] | None:
+    return claim_next(skip_actions=_limited_keys(), max_timeout_s=settings.AIOS_RUN_DRAIN_MAX_TIMEOUT_S)
 
 
 def _ring_quietly() -> None:
@@ -472,6 +492,13 @@ def _ring_quietly() -> None:
         doorbell.ring()
     except Exception:  # noqa: BLE001 - the broker is away: the relay re-sends what is left
         log.warning("could not ring the doorbell; the outbox relay will send what is left")
+
+
+def _send_drain_quietly() -> None:
+    try:
+        doorbell.send_drain()
+    except Exception:  # noqa: BLE001 - the broker is away: this drain carries on alone
+        log.warning("could not send a second drain")
 
 
 def _execute_claimed(run: ActionRun, token: str) -> str:

@@ -296,6 +296,8 @@ AIOS_RUN_COALESCE_WAKEUPS = env.bool("AIOS_RUN_COALESCE_WAKEUPS", default=True)
 AIOS_RUN_DRAIN_S = env.float("AIOS_RUN_DRAIN_S", default=10.0)  # a drain stops claiming after this, rings again
 AIOS_RUN_DRAIN_MAX_TIMEOUT_S = env.float("AIOS_RUN_DRAIN_MAX_TIMEOUT_S", default=60.0)  # longer: own message
 AIOS_RUN_DOORBELL_TTL_S = env.int("AIOS_RUN_DOORBELL_TTL_S", default=5)  # a lost drain message silences no longer
+# A drain that finds nothing waits this long for more before it lets the doorbell ring a new message.
+AIOS_RUN_DRAIN_LINGER_S = env.float("AIOS_RUN_DRAIN_LINGER_S", default=0.05)
 AIOS_RUN_TIME_LIMIT_MARGIN_S = env.float("AIOS_RUN_TIME_LIMIT_MARGIN_S", default=5.0)  # run timeout → Celery limits
 AIOS_RUN_LIVE_EVENTS = env.bool("AIOS_RUN_LIVE_EVENTS", default=True)  # websocket status updates
 AIOS_RUN_LIVE_FLUSH_S = env.float("AIOS_RUN_LIVE_FLUSH_S", default=0.1)  # coalescing interval of those
