@@ -1,8 +1,9 @@
 """Sentence embeddings (all-MiniLM-L6-v2, 384 dimensions, unit length), loaded lazily.
 
 Only processes that embed (the semantic cache, the learned router) pay for torch and the
-model (~5 s and ~300 MB on first use). One torch thread per process: on two shared cores the
-default of two threads made one embedding 40x slower under load (../shared/STACK.md).
+model (~5 s and ~300 MB on first use; int8 adds its calibration and quantization, a few s). One
+torch thread per process: on two shared cores the default of two threads made one embedding 40x
+slower under load (../shared/STACK.md).
 
 Speed: SentenceTransformer.encode() spends a few ms per call on bookkeeping (feature dicts,
 length sorting, progress handling) around a 6-layer BERT. We call the BERT directly, traced with
@@ -10,8 +11,8 @@ TorchScript and frozen, then mean-pool and normalize as the model's own Pooling 
 modules do. Precision (AIOS_EMBED_PRECISION):
 
 - `int8` (default): Linear layers smoothed and dynamically quantized (routing/embedding_int8.py),
-  3-3.5x faster than fp32 for a short prompt (~5 vs ~17 ms here); vectors at cosine 0.994 mean /
-  0.98 worst against fp32 on the shared paraphrase prompts. Texts are embedded one at a time, also
+  ~3x faster than fp32 for a short prompt (~4 vs ~12 ms here, bench/embedding.py); vectors at
+  cosine 0.994 mean / 0.97 worst against fp32 on 1,000 shared paraphrase prompts. Texts are embedded one at a time, also
   in embed_many(): dynamic quantization scales each input tensor by its largest value, so in a
   padded batch a text's vector would depend on the other texts of its batch.
 - `fp32`: the original model, traced (~1.5x faster than encode()), same vectors as encode()
@@ -21,7 +22,8 @@ The two give different vectors, so MODEL_TAG names the one in use: the response 
 semantic partitions by it (entries embedded by another model are never compared with new ones),
 and the cache-quality and router benchmarks cache their embeddings under it. The similarity
 threshold (routing/cache_verify.py) is tuned for the default. If tracing or quantization fails (a
-torch that cannot do either), we fall back to encode() in fp32, slower but close (logged).
+torch that cannot do either) or AIOS_EMBED_TRACE=0, we fall back to encode() in fp32: slower, and
+close to but not the vectors MODEL_TAG names (logged).
 """
 
 from __future__ import annotations
