@@ -1,12 +1,14 @@
-"""Latency of one MiniLM embedding: SentenceTransformer.encode() against our traced path.
+"""Latency of one MiniLM embedding: SentenceTransformer.encode(), our traced fp32 graph and our
+traced int8 graph (the default, routing/embedding_int8.py), side by side.
 
     .venv/bin/python bench/embedding.py [--runs 200]
 
 For a short prompt (a ~30-token paraphrase, the semantic cache's typical lookup) and a long
-one (an MMLU question with a passage, ~200 tokens), times single embeddings through
-encode() ("before") and through routing.embeddings.embed_many() ("after", the traced graph),
-interleaved so that both see the same load from other processes, on one torch thread. Also
-checks that both give the same vector. The last printed line is one JSON object.
+one (an MMLU question with a passage, ~200 tokens), times single embeddings through each path,
+interleaved so that all see the same load from other processes, on one torch thread. Also
+reports how close each path's vectors are to encode()'s (fp32): on the two prompts, and mean /
+min cosine over the shared paraphrase prompts (both sides of every pair). The last printed line
+is one JSON object.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from routing import embeddings  # noqa: E402
+from routing.cache_quality import PARAPHRASE_PATH  # noqa: E402
 
 PROMPTS = {
     "short": "Could you tell me how I can change the password of my account if I no longer remember the old one?",
@@ -67,31 +70,52 @@ def measure(paths: dict[str, Callable[[], object]], runs: int) -> dict[str, dict
     return {name: percentiles(values) for name, values in timings.items()}
 
 
+def agreement(model: object, encoders: dict[str, embeddings._Encoder], limit: int) -> dict[str, dict[str, float]]:
+    """Mean / min cosine of each encoder's single-text vectors against encode() on shared prompts."""
+    if not PARAPHRASE_PATH.exists():
+        return {}
+    pairs = json.loads(PARAPHRASE_PATH.read_text())[:limit]
+    texts = [text for pair in pairs for text in (pair["origin"], pair["similar"])]
+    reference = embeddings._reference(model, texts)
+    out = {}
+    for name, encoder in encoders.items():
+        cosines = (np.stack([encoder.one(text) for text in texts]) * reference).sum(axis=1)
+        mean, worst = float(cosines.mean()), float(cosines.min())
+        out[name] = {"texts": len(texts), "mean": round(mean, 5), "min": round(worst, 5)}
+        print(f"{name}: cosine to encode() on {len(texts)} shared prompts: mean {mean:.5f}, min {worst:.5f}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--pairs", type=int, default=500, help="paraphrase pairs for the cosine figures")
     args = parser.parse_args()
     started = time.perf_counter()
     model = embeddings._load()
     load_s = time.perf_counter() - started
-    results: dict[str, object] = {"traced": embeddings.uses_traced_model(), "load_s": round(load_s, 1)}
+    encoders = {"fp32": embeddings._Encoder(model, "fp32"), "int8": embeddings._Encoder(model, "int8")}
+    results: dict[str, object] = {
+        "default": embeddings.MODEL_TAG,
+        "traced": embeddings.uses_traced_model(),
+        "load_s": round(load_s, 1),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
+        "cosine_to_encode": agreement(model, encoders, args.pairs),
+    }
     for label, prompt in PROMPTS.items():
         tokens = len(model.tokenizer(prompt, truncation=True, max_length=model.max_seq_length)["input_ids"])
         before = embeddings._reference(model, [prompt])[0]
-        after = embeddings.embed_many([prompt])[0]
-        figures = measure(
-            {
-                "encode": lambda prompt=prompt: embeddings._reference(model, [prompt]),
-                "traced": lambda prompt=prompt: embeddings.embed_many([prompt]),
-            },
-            args.runs,
-        )
-        results[label] = {"tokens": tokens, "cosine": round(float(before @ after), 7), **figures}
+        paths: dict[str, Callable[[], object]] = {"encode": lambda p=prompt: embeddings._reference(model, [p])}
+        paths |= {name: lambda p=prompt, encoder=encoder: encoder.one(p) for name, encoder in encoders.items()}
+        figures = measure(paths, args.runs)
+        cosines = {name: round(float(before @ encoder.one(prompt)), 7) for name, encoder in encoders.items()}
+        results[label] = {"tokens": tokens, "cosine": cosines, **figures}
         print(
-            f"{label:<6} ({tokens} tokens): encode() p50 {figures['encode']['p50_ms']:.1f} / "
-            f"p95 {figures['encode']['p95_ms']:.1f} ms; traced p50 {figures['traced']['p50_ms']:.1f} / "
-            f"p95 {figures['traced']['p95_ms']:.1f} ms; cosine {float(before @ after):.7f}"
+            f"{label:<6} ({tokens} tokens): "
+            + "; ".join(f"{name} p50 {f['p50_ms']:.1f} / p95 {f['p95_ms']:.1f} ms" for name, f in figures.items())
+            + f"; cosine to encode() {cosines}"
         )
+    results["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
     print(json.dumps({"bench": "embedding", **results}))
 
 

@@ -43,6 +43,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from routing.complexity import ComplexityAnalyzer  # noqa: E402
+from routing.embeddings import MODEL_TAG  # noqa: E402
 from routing.learned_router import LearnedRouter, RouterArtifact, TrainConfig, train_router  # noqa: E402
 from routing.router_metrics import (  # noqa: E402
     outcome_at_threshold,
@@ -52,7 +53,7 @@ from routing.router_metrics import (  # noqa: E402
 
 DATA_PATH = REPO_ROOT / ".." / "shared" / "data" / "routing" / "routellm_mmlu_gsm8k.jsonl.gz"
 CACHE_DIR = REPO_ROOT / "var" / "cache"
-EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+EMBEDDING_MODEL = MODEL_TAG  # the embedder in use (int8 or fp32 vectors differ): part of the cache key
 RANDOM_SEEDS = 10
 TARGETS = {
     "learned": {"apgr": 0.72, "cpt50": 0.22, "saving_at_95": 0.60, "p99_ms": 10},

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from routing.cache_verify import DEFAULT_SIMILARITY_THRESHOLD, Message, conversation_text, verify_semantic_match
+from routing.embeddings import MODEL_TAG
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +56,9 @@ def shared_data_dir() -> Path:
 DATA = shared_data_dir()
 PARAPHRASE_PATH = DATA / "cache" / "gptcache_paraphrase_pairs.json"
 ROUTING_PATH = DATA / "routing" / "routellm_mmlu_gsm8k.jsonl.gz"
-EMBEDDING_STORE = ROOT / "var" / "cache" / "cache_quality_embeddings.npz"
+# Keyed by text digest; one file per embedder (routing.embeddings.MODEL_TAG), whose vectors differ.
+_STORE_NAME = f"cache_quality_embeddings_{hashlib.sha256(MODEL_TAG.encode()).hexdigest()[:8]}.npz"
+EMBEDDING_STORE = ROOT / "var" / "cache" / _STORE_NAME
 
 SEED = 20240611
 # On the tune split, over every hit including paraphrases of uncached origins, whose labels are noisy

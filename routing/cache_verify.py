@@ -32,14 +32,18 @@ from typing import Any
 # changed, negated / antonym- / entity- / number-changed copies, other system prompts and earlier
 # turns, paraphrases of uncached prompts). The lowest threshold on a 0.005 grid with precision >= 0.96
 # over all hits (uncached paraphrases' labels are noisy; the task's own precision is ~0.99 at any
-# threshold once verified) and no number-changed false hit: 0.805 (tune: precision 0.992, 0.967 with
-# uncached paraphrases, recall 0.820). Report half and `holdout`, never used for tuning: precision
-# 0.989 (0.959 with uncached paraphrases), recall 0.833, number-changed GSM8K false hits 0 of 256.
-# Re-tuned from 0.785 when a single user message began to embed as its raw text (no "user: " prefix,
-# so the learned router can reuse the vector): similarities between look-alike statements rose a
-# little, and the same rule now stops at 0.805. A hand review of 25 tune "false hits" at 0.785 found
-# 22 restating the same fact as the query's own origin.
-DEFAULT_SIMILARITY_THRESHOLD: float = 0.805
+# threshold once verified) and no number-changed false hit: 0.77 with the int8 embedder (tune:
+# precision 0.992, 0.960 with uncached paraphrases, recall 0.844). Report half and `holdout`, never
+# used for tuning: precision 0.989 (0.964 with uncached paraphrases), recall 0.837, number-changed
+# GSM8K false hits 0 of 256.
+# History: 0.785 for fp32 with a "user: " prefix; 0.805 for fp32 once a single user message embedded
+# as its raw text (so the learned router can reuse the vector; report 0.989 / 0.833 / 0); 0.77 since
+# the int8 embedder (routing/embedding_int8.py), whose vectors sit at cosine ~0.994 to fp32 and
+# spread similarities a little lower: at the old 0.805 it gave 0.989 / 0.817 / 0, and the same rule
+# now stops at 0.77. With AIOS_EMBED_PRECISION=fp32 set the namespace thresholds back to 0.805. A
+# hand review of 25 tune "false hits" at 0.785 (fp32) found 22 restating the same fact as the
+# query's own origin.
+DEFAULT_SIMILARITY_THRESHOLD: float = 0.77
 
 Message = Mapping[str, Any]
 

@@ -1,18 +1,29 @@
 """Sentence embeddings (all-MiniLM-L6-v2, 384 dimensions, unit length), loaded lazily.
 
 Only processes that embed (the semantic cache, the learned router) pay for torch and the
-model (~5 s and ~300 MB on first use). One torch thread per process: on two shared cores the
-default of two threads made one embedding 40x slower under load (../shared/STACK.md).
+model (~5 s and ~300 MB on first use; int8 adds its calibration and quantization, a few s). One
+torch thread per process: on two shared cores the default of two threads made one embedding 40x
+slower under load (../shared/STACK.md).
 
 Speed: SentenceTransformer.encode() spends a few ms per call on bookkeeping (feature dicts,
-length sorting, progress handling) around a 6-layer BERT that itself takes ~10 ms for a short
-prompt. We call the BERT directly, traced with TorchScript, frozen and optimized for inference
-(constant-folded weights, fused ops), then mean-pool and normalize as the model's own Pooling
-and Normalize modules do. The output matches encode() to cosine >= 0.9999999 (checked at load
-on a probe text and in tests), so the cache's tuned similarity thresholds still hold. Dynamic
-int8 quantization would be 2x faster again but moves cosines by up to 0.07, which would shift
-those thresholds: not used. If tracing fails (a torch or transformers version that cannot trace
-BERT), we fall back to encode(), slower but identical.
+length sorting, progress handling) around a 6-layer BERT. We call the BERT directly, traced with
+TorchScript and frozen, then mean-pool and normalize as the model's own Pooling and Normalize
+modules do. Precision (AIOS_EMBED_PRECISION):
+
+- `int8` (default): Linear layers smoothed and dynamically quantized (routing/embedding_int8.py),
+  ~3x faster than fp32 for a short prompt (~4 vs ~12 ms here, bench/embedding.py); vectors at
+  cosine 0.994 mean / 0.97 worst against fp32 on 1,000 shared paraphrase prompts. Texts are embedded one at a time, also
+  in embed_many(): dynamic quantization scales each input tensor by its largest value, so in a
+  padded batch a text's vector would depend on the other texts of its batch.
+- `fp32`: the original model, traced (~1.5x faster than encode()), same vectors as encode()
+  (cosine >= 0.9999, checked at load).
+
+The two give different vectors, so MODEL_TAG names the one in use: the response cache keys its
+semantic partitions by it (entries embedded by another model are never compared with new ones),
+and the cache-quality and router benchmarks cache their embeddings under it. The similarity
+threshold (routing/cache_verify.py) is tuned for the default. If tracing or quantization fails (a
+torch that cannot do either) or AIOS_EMBED_TRACE=0, we fall back to encode() in fp32: slower, and
+close to but not the vectors MODEL_TAG names (logged).
 """
 
 from __future__ import annotations
@@ -30,8 +41,13 @@ import numpy as np
 
 DIMENSIONS = 384
 _CACHE_SIZE = 4096
-# Traced output must agree with encode() at least this well, else we fall back to encode().
-_MIN_AGREEMENT = 0.9999
+PRECISION = os.environ.get("AIOS_EMBED_PRECISION", "int8")
+if PRECISION not in ("int8", "fp32"):
+    raise ValueError(f"AIOS_EMBED_PRECISION must be int8 or fp32, not {PRECISION!r}")
+# Bump the suffix when the int8 recipe (calibration texts, smoothing) changes: vectors change.
+MODEL_TAG = "all-MiniLM-L6-v2/" + ("int8-smooth-1" if PRECISION == "int8" else "fp32")
+# Our output must agree with encode() (fp32) at least this well, else we fall back to encode().
+_MIN_AGREEMENT = {"fp32": 0.9999, "int8": 0.97}
 _PROBE_TEXTS = ("a probe sentence to check the traced model", "short", "Which of the following is NOT a prime?")
 
 logger = logging.getLogger(__name__)
@@ -47,11 +63,11 @@ _cache: OrderedDict[str, np.ndarray] = OrderedDict()
 class _Encoder:
     """MiniLM's forward pass without SentenceTransformer.encode()'s per-call overhead.
 
-    Two traced graphs: one for a single text (no padding, so no attention mask to build or
-    apply: the common case of the cache and the router), one for padded batches.
+    Traced graphs: one for a single text (no padding, so no attention mask to build or apply:
+    the common case of the cache and the router) and, in fp32 only, one for padded batches.
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, precision: str = PRECISION) -> None:
         import torch
 
         self._torch = torch
@@ -62,15 +78,24 @@ class _Encoder:
         self._tokenizer.enable_truncation(max_length=int(model.max_seq_length))
         self._tokenizer.no_padding()
         self._pad_id = int(model.tokenizer.pad_token_id or 0)
-        single_module, batch_module = _modules(model[0].auto_model.eval())
-        ids, mask = self._padded(["a sample sentence", "a longer sample sentence, padded against the first one"])
-        with warnings.catch_warnings(), torch.no_grad():
+        bert = model[0].auto_model.eval()
+        with warnings.catch_warnings():
             # Tracing warns about deprecation and about Python booleans taken from tensors
-            # (transformers' mask shortcuts): each graph is traced on the case it will serve
-            # (single: no mask; batch: a padded mask) and checked against encode() at load.
+            # (transformers' mask shortcuts), quantization about its API's future: each graph is
+            # traced on the case it will serve (single: no mask; batch: a padded mask) and checked
+            # against encode() at load.
             warnings.simplefilter("ignore")
-            self._single = _freeze(torch.jit.trace(single_module, (ids[1:2],), check_trace=False))
-            self._batch = _freeze(torch.jit.trace(batch_module, (ids, mask), check_trace=False))
+            if precision == "int8":
+                from routing.embedding_int8 import quantized_copy
+
+                bert = quantized_copy(bert, lambda text: self._tokenizer.encode(text).ids)
+            single_module, batch_module = _modules(bert)
+            ids, mask = self._padded(["a sample sentence", "a longer sample sentence, padded against the first one"])
+            with torch.no_grad():
+                self._single = _freeze(torch.jit.trace(single_module, (ids[1:2],), check_trace=False), precision)
+                self._batch = None
+                if precision == "fp32":
+                    self._batch = _freeze(torch.jit.trace(batch_module, (ids, mask), check_trace=False), precision)
 
     def _padded(self, texts: Sequence[str]) -> tuple[Any, Any]:
         encodings = self._tokenizer.encode_batch(list(texts))
@@ -90,6 +115,8 @@ class _Encoder:
             return torch.nn.functional.normalize(pooled, dim=1)[0].numpy().astype(np.float32)
 
     def many(self, texts: Sequence[str]) -> np.ndarray:
+        if self._batch is None:  # int8: one at a time, see the module docstring
+            return np.stack([self.one(text) for text in texts])
         torch = self._torch
         ids, mask = self._padded(texts)
         with torch.inference_mode():
@@ -122,10 +149,13 @@ def _modules(bert: Any) -> tuple[Any, Any]:
     return Single(), Batch()
 
 
-def _freeze(traced: Any) -> Any:
+def _freeze(traced: Any, precision: str) -> Any:
+    """Frozen (weights as constants, ops fused); fp32 graphs also optimized for inference, which
+    knows nothing of quantized ops and gains nothing on them."""
     import torch
 
-    return torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
+    frozen = torch.jit.freeze(traced.eval())
+    return torch.jit.optimize_for_inference(frozen) if precision == "fp32" else frozen
 
 
 def _reference(model: Any, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -141,14 +171,14 @@ def _build_encoder(model: Any) -> _Encoder | None:
     if os.environ.get("AIOS_EMBED_TRACE", "1") == "0":
         return None
     try:
-        encoder = _Encoder(model)
+        encoder = _Encoder(model, PRECISION)
         reference = _reference(model, _PROBE_TEXTS)
         single = np.stack([encoder.one(text) for text in _PROBE_TEXTS])
         agreement = min(_min_cosine(reference, single), _min_cosine(reference, encoder.many(_PROBE_TEXTS)))
     except Exception:  # any tracing failure: encode() still works
         logger.warning("traced MiniLM unavailable, embedding with SentenceTransformer.encode()", exc_info=True)
         return None
-    if agreement < _MIN_AGREEMENT:
+    if agreement < _MIN_AGREEMENT[PRECISION]:
         logger.warning("traced MiniLM disagrees with encode() (cosine %.6f): using encode()", agreement)
         return None
     return encoder
@@ -186,7 +216,8 @@ def embed_many(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         return _reference(model, texts, batch_size)
     if len(texts) == 1:
         return _encoder.one(texts[0])[None, :]
-    # Sorting by length keeps padding small inside each batch, as encode() does.
+    # Sorting by length keeps padding small inside each batch, as encode() does (int8 embeds one
+    # text at a time; the order changes nothing there).
     order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
     vectors = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
     for start in range(0, len(order), batch_size):

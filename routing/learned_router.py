@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import re
 from collections import Counter
@@ -44,7 +45,10 @@ from typing import Any
 import numpy as np
 
 from routing.complexity import ComplexityAnalyzer, TaskComplexity
+from routing.embeddings import MODEL_TAG
 from routing.router_metrics import RouterMetrics, router_metrics, threshold_for_quality
+
+logger = logging.getLogger(__name__)
 
 ARTIFACT_VERSION = 2
 # Version 1 artifacts (no lexical neighbours) still load: an upgrade keeps the active router.
@@ -660,6 +664,8 @@ def _metadata(
         "config": config.__dict__,
         "train_metrics": {"out_of_fold": metrics.as_dict()},
         "thresholds": thresholds,
+        # The neighbour index holds training embeddings: queries must come from the same embedder.
+        "embedder": MODEL_TAG,
         "structure_features": list(STRUCTURE_FEATURES),
         "neighbour_features": list(NEIGHBOUR_FEATURES),
         "lexical_features": list(NEIGHBOUR_FEATURES) if config.lexical_neighbours else [],
@@ -677,6 +683,11 @@ class LearnedRouter:
         # Version 1 artifacts predate lexical neighbours: their config does not name the option.
         self.config = TrainConfig(**{"lexical_neighbours": False, **artifact.metadata["config"]})
         self.thresholds: dict[str, float] = artifact.metadata["thresholds"]
+        # Artifacts without the field were trained before the int8 embedder, on fp32 vectors.
+        embedder = artifact.metadata.get("embedder", "all-MiniLM-L6-v2/fp32")
+        if embedder != MODEL_TAG:
+            # Still usable (int8 and fp32 vectors agree to cosine ~0.99), but retrain to match.
+            logger.warning("router artifact trained on %s embeddings, this process embeds with %s", embedder, MODEL_TAG)
 
     @classmethod
     def from_artifact(cls, artifact: RouterArtifact | bytes) -> LearnedRouter:

@@ -150,7 +150,7 @@ class CachePolicy(models.Model):
     max_entries = models.PositiveIntegerField(default=10_000)
     max_bytes = models.PositiveBigIntegerField(default=100 * 1024 * 1024)
     semantic = models.BooleanField(default=True)
-    similarity_threshold = models.FloatField(default=0.805, help_text="Cosine similarity a neighbour must reach")
+    similarity_threshold = models.FloatField(default=0.77, help_text="Cosine similarity a neighbour must reach")
 
     def __str__(self) -> str:
         return f"cache policy for {self.namespace}"
@@ -162,8 +162,8 @@ class CacheEntry(models.Model):
     `embedding_vec vector(384)` column with an HNSW cosine index (migrations 0005 and 0007).
 
     `variant` is a hash of what besides the conversation changes the answer (the model asked for,
-    sampling and further parameters, routing constraints): semantic lookups only compare entries
-    of the same namespace and variant."""
+    sampling and further parameters, routing constraints, the embedder's MODEL_TAG): semantic
+    lookups only compare entries of the same namespace and variant."""
 
     id = models.BigAutoField(primary_key=True)
     namespace = models.CharField(max_length=150)

@@ -5,7 +5,7 @@
   in-process LRU, so a hit in a warm process costs microseconds. Purges, evictions and overwrites
   (a refresh) reach every process through Redis pub/sub.
 - Semantic: on an exact miss, the conversation is embedded (MiniLM) and its nearest neighbours in
-  the namespace and variant (model and answer-changing parameters) are found by routing.cache_vectors
+  the namespace and variant (model, answer-changing parameters and the embedder) are found by routing.cache_vectors
   (pgvector where the database has it, else exactly in process). A neighbour is served only above
   the namespace's similarity threshold AND when routing.cache_verify finds no difference that
   changes the answer (numbers, names, negation, antonyms, system prompt, earlier turns).
@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from routing import cache_vectors
 from routing.cache_verify import DEFAULT_SIMILARITY_THRESHOLD, conversation_text, verify_semantic_match
+from routing.embeddings import MODEL_TAG
 from routing.models import CacheEntry, CacheMode, CachePolicy
 
 log = logging.getLogger(__name__)
@@ -128,8 +129,11 @@ def cache_key(namespace: str, messages: list[dict[str, Any]], model: str, params
 
 def cache_variant(model: str, params: dict[str, Any]) -> str:
     """What besides the conversation changes the answer, hashed: a semantic neighbour must share it
-    (the same question asked of another model, or with another max_tokens, is another answer)."""
-    return _digest({"model": model or "auto", "params": _normalized_params(params)})[:32]
+    (the same question asked of another model, or with another max_tokens, is another answer).
+    The embedder's tag is in it too: vectors of another embedder (fp32 entries after the switch to
+    int8, say) are not comparable with this process's, so they are never searched; those entries
+    still serve exact hits until they expire or are evicted."""
+    return _digest({"model": model or "auto", "params": _normalized_params(params), "embedder": MODEL_TAG})[:32]
 
 
 # --- the in-process LRU and its invalidation ---------------------------------------------------------

@@ -125,6 +125,17 @@ def test_the_artifact_metadata_records_version_size_metrics_and_thresholds(train
     assert metadata["thresholds"]["complex"] >= metadata["thresholds"]["medium"]
 
 
+def test_an_artifact_names_its_embedder_and_another_embedders_artifact_is_flagged(trained, caplog) -> None:  # type: ignore[no-untyped-def]
+    artifact, _, _ = trained
+    assert artifact.metadata["embedder"] == embedding_module.MODEL_TAG
+    with caplog.at_level("WARNING", logger="routing.learned_router"):
+        LearnedRouter(artifact)
+        assert caplog.records == []
+        older = {key: value for key, value in artifact.metadata.items() if key != "embedder"}  # before tags: fp32
+        LearnedRouter(RouterArtifact(**{**artifact.__dict__, "metadata": older}))
+    assert "all-MiniLM-L6-v2/fp32" in caplog.text
+
+
 def test_an_artifact_of_another_version_is_refused(trained) -> None:  # type: ignore[no-untyped-def]
     artifact, _, _ = trained
     future = RouterArtifact(**{**artifact.__dict__, "metadata": {**artifact.metadata, "version": 99}})

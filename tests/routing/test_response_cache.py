@@ -250,6 +250,21 @@ def test_a_semantic_neighbour_must_share_the_model_and_the_answer_parameters() -
         assert (hit is not None) == (req is cached), req
 
 
+def test_entries_embedded_by_another_embedder_are_never_compared_by_meaning(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An entry stored while the process embedded with fp32 must not be searched with int8 query
+    vectors (or the other way round); it still answers the exact same request."""
+    policy = rc.Policy(namespace="embedders", similarity_threshold=0.9)
+    vec = unit(6)
+    monkeypatch.setattr(rc, "MODEL_TAG", "all-MiniLM-L6-v2/fp32")
+    old = store(policy, embedding=vec, variant=rc.cache_variant("auto", {"temperature": 0}))
+    monkeypatch.setattr(rc, "MODEL_TAG", "all-MiniLM-L6-v2/int8-smooth-1")
+    variant_now = rc.cache_variant("auto", {"temperature": 0})
+    assert variant_now != old.variant
+    hit, _ = lookup(policy.namespace, MSG, vec, policy.similarity_threshold, variant=variant_now)
+    assert hit is None
+    assert rc.lookup_exact(policy.namespace, old.key_hash) is not None
+
+
 def test_embeddings_are_stored_as_float32_bytes_and_counted_in_the_entry_size() -> None:
     policy = rc.Policy(namespace="sizes")
     without = store(policy, messages=[{"role": "user", "content": "a"}])
