@@ -5,7 +5,6 @@ No embedding model here: these are the rules that stop near-misses a cosine scor
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -281,21 +280,6 @@ def test_the_canonical_text_marks_every_role_including_the_system_prompt() -> No
 
 def test_the_default_threshold_is_a_similarity() -> None:
     assert 0.5 < DEFAULT_SIMILARITY_THRESHOLD < 1.0
-
-
-def test_a_verification_takes_well_under_a_millisecond() -> None:
-    query = user("How do I configure the retry policy of the payments worker when the bank API returns 503?")
-    candidate = user("How can I set the payments worker's retry policy for when the bank API answers 503?")
-    verify_semantic_match(query, candidate)
-
-    rounds = []
-    for _ in range(5):  # the best round: two shared cores make any single round noisy
-        started = time.perf_counter()
-        for _ in range(100):
-            verify_semantic_match(query, candidate)
-        rounds.append((time.perf_counter() - started) / 100)
-
-    assert min(rounds) < 0.001
 
 
 # --- Generic guards for near-misses no list names -----------------------------------------------------

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import time
-
 from routing.complexity import ComplexityAnalyzer, TaskComplexity
 
 analyzer = ComplexityAnalyzer()
@@ -63,15 +61,3 @@ def test_every_feature_is_reported_in_zero_one() -> None:
     features = analyzer.analyze(DESIGN_PROMPT).features
     assert {"reasoning_keywords", "length", "multi_step", "code", "math", "questions", "constraints"} <= set(features)
     assert all(0.0 <= value <= 1.0 for value in features.values())
-
-
-def test_a_decision_takes_well_under_a_millisecond_at_p99() -> None:
-    prompts = [DESIGN_PROMPT, "What is the capital of France?", "Explain recursion. " * 30] * 100
-    durations = []
-    for prompt in prompts:
-        start = time.perf_counter()
-        analyzer.analyze(prompt)
-        durations.append(time.perf_counter() - start)
-    durations.sort()
-    # Generous bound for a shared CI machine; the bench measures the real P99 against 1 ms.
-    assert durations[int(len(durations) * 0.99)] < 0.005
