@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/actions.py [--quick] [--runs N]
 
-Client processes (AIOS_BENCH_CLIENTS, default 3) post `POST /api/runs` with an API token through
+Client processes (`--clients`, default 4) post `POST /api/runs` with an API token through
 Django's full request stack (middleware, token auth, ninja validation, the service, commit,
 on-commit publish) with Django's test client (no HTTP socket); a real Celery worker
 (prefork, 2 processes) claims, runs (`chaos.flaky` with p_fail=0: the runtime's own cost, not a
@@ -60,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="1,500 runs")
     parser.add_argument("--runs", type=int, default=None)
-    parser.add_argument("--clients", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=4)  # enough load generators to keep the worker busy
     args = parser.parse_args()
     n = (args.runs or (1500 if args.quick else 6000)) // args.clients * args.clients
     url = bench_database("aios_bench_actions", fresh=True)
