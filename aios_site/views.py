@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -43,9 +43,22 @@ def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpR
     return render(request, "403.html", {"reason": str(exception or "")}, status=403)
 
 
+# Machine clients (the API, the OpenAI-compatible gateway, OTLP ingest) get JSON errors even for a
+# path no route matches, never an HTML page they cannot parse.
+_MACHINE_PREFIXES = ("/api/", "/v1/")
+
+
+def _for_machines(request: HttpRequest) -> bool:
+    return request.path.startswith(_MACHINE_PREFIXES)
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _for_machines(request):
+        return JsonResponse({"error": "not_found", "message": f"no such endpoint: {request.path}"}, status=404)
     return render(request, "404.html", status=404)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    if _for_machines(request):
+        return JsonResponse({"error": "server_error", "message": "internal error; it has been logged"}, status=500)
     return render(request, "500.html", status=500)

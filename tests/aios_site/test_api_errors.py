@@ -66,6 +66,20 @@ def test_an_unknown_id_is_404_json(client: Client) -> None:
     assert resp.json()["error"] == "not_found"
 
 
+@pytest.mark.parametrize("path", ["/api/no-such-endpoint", "/api/runs/", "/api/runs/not-a-uuid/extra"])
+def test_a_path_no_route_matches_is_404_json_for_machine_clients(client: Client, path: str) -> None:
+    resp = client.get(path)
+    assert resp.status_code == 404
+    assert resp["Content-Type"].startswith("application/json")
+    assert resp.json()["error"] == "not_found"
+
+
+def test_a_page_no_route_matches_is_the_friendly_html_404(client: Client) -> None:
+    resp = client.get("/no-such-page/")
+    assert resp.status_code == 404
+    assert resp["Content-Type"].startswith("text/html")
+
+
 def test_session_writes_need_csrf() -> None:
     c = Client(enforce_csrf_checks=True)
     c.force_login(make_user("viewer"))
