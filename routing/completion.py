@@ -185,6 +185,18 @@ async def _check_cache(req: CompletionRequest) -> _CacheCheck:
     return await sync_to_async(_cache_check, thread_sensitive=False)(req)
 
 
+async def _traced_lookup(req: CompletionRequest) -> _CacheCheck:
+    """The cache lookup as its own span; its accounting runs off the request path."""
+    async with get_observability().trace_span("cache.lookup", kind="cache") as cache_span:
+        check = await _check_cache(req)
+        cache_span.set_attributes({"aios.cache.result": check.result, "aios.cache.namespace": req.namespace})
+        if check.similarity is not None:
+            cache_span.set_attribute("aios.cache.similarity", round(check.similarity, 4))
+    if check.result != "bypass":
+        asyncio.get_running_loop().run_in_executor(None, _after_lookup, check)
+    return check
+
+
 def _after_lookup(check: _CacheCheck) -> None:
     from routing import response_cache as rc
 
@@ -358,13 +370,7 @@ async def complete(req: CompletionRequest, caller: Caller | None = None) -> Comp
     with context.bound(username=caller.username or None, api_token=caller.api_token or None):
         async with obs.trace_span("gateway.chat_completions", kind="internal") as root:
             await policies.apply(req, caller, root)  # a live A/B test's split of "auto" (routing/policies.py)
-            async with obs.trace_span("cache.lookup", kind="cache") as cache_span:
-                check = await _check_cache(req)
-                cache_span.set_attributes({"aios.cache.result": check.result, "aios.cache.namespace": req.namespace})
-                if check.similarity is not None:
-                    cache_span.set_attribute("aios.cache.similarity", round(check.similarity, 4))
-            if check.result != "bypass":
-                loop.run_in_executor(None, _after_lookup, check)  # accounting: never on the request path
+            check = await _traced_lookup(req)
             if check.hit is not None:
                 response, endpoint = _cached_response(check.hit)
                 root.set_attribute("aios.model", endpoint.model_id)
@@ -442,13 +448,7 @@ async def complete_stream(
     with context.bound(username=caller.username or None, api_token=caller.api_token or None):
         async with obs.trace_span("gateway.chat_completions", kind="internal") as root:
             await policies.apply(req, caller, root)  # a live A/B test's split of "auto" (routing/policies.py)
-            async with obs.trace_span("cache.lookup", kind="cache") as cache_span:
-                check = await _check_cache(req)
-                cache_span.set_attributes({"aios.cache.result": check.result, "aios.cache.namespace": req.namespace})
-                if check.similarity is not None:
-                    cache_span.set_attribute("aios.cache.similarity", round(check.similarity, 4))
-            if check.result != "bypass":
-                loop.run_in_executor(None, _after_lookup, check)  # accounting: never on the request path
+            check = await _traced_lookup(req)
             if check.hit is not None:
                 response, endpoint = _cached_response(check.hit)
                 root.set_attribute("aios.model", endpoint.model_id)
