@@ -37,6 +37,21 @@ def admin_user(db: None) -> Any:
     return make_user("admin")
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """pytest-django's test database, dropped cleanly at the end: background connections of this
+    process (the span writer's, the decision writer's) and of servers a test left behind would
+    otherwise make the DROP fail and leave a test_* database on a shared server."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [connection.settings_dict["NAME"]],
+        )
+
+
 @pytest.fixture(autouse=True)
 def _forget_cached_configuration() -> Iterator[None]:
     """Catalog, prices, policies and router versions are cached per process and follow a version
