@@ -38,18 +38,38 @@ def admin_user(db: None) -> Any:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
-    """pytest-django's test database, dropped cleanly at the end: background connections of this
-    process (the span writer's, the decision writer's) and of servers a test left behind would
-    otherwise make the DROP fail and leave a test_* database on a shared server."""
-    yield
+def django_db_setup(django_db_setup: None) -> Iterator[None]:
+    """pytest-django's test database, dropped WITH (FORCE) at the end: a worker or server a test
+    started may reconnect between `_close_span_writer` ending its sessions and the DROP, which
+    would otherwise fail and leave a test_* database behind on a shared server."""
     from django.db import connection
 
-    with django_db_blocker.unblock(), connection.cursor() as cur:
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            [connection.settings_dict["NAME"]],
-        )
+    creation = type(connection.creation)
+
+    def destroy(self: Any, test_database_name: str, verbosity: int) -> None:
+        with self._nodb_cursor() as cursor:
+            cursor.execute(f"DROP DATABASE {self.connection.ops.quote_name(test_database_name)} WITH (FORCE)")
+
+    creation._destroy_test_db = destroy  # type: ignore[method-assign]
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _finish_writes_before_a_flush(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A transactional test ends with TRUNCATE of every table; this process's span and decision
+    writers may still be writing the test's rows, and the two lock tables in opposite orders
+    (a deadlock that fails the flush). Requested first, so this teardown runs before the flush."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in request.fixturenames or bool(marker and marker.kwargs.get("transaction"))
+    if transactional:
+        request.getfixturevalue("transactional_db")
+    yield
+    if transactional:
+        from observability import get_observability
+        from routing.decisions import get_decision_writer
+
+        get_observability().flush(timeout=30)
+        get_decision_writer().flush(timeout=30)
 
 
 @pytest.fixture(autouse=True)
