@@ -160,7 +160,6 @@ class ActionRun(models.Model):
     run_timeout_s = models.FloatField(default=60.0)
     requires_approval = models.BooleanField(default=False)
     approvals_required = models.PositiveSmallIntegerField(default=1)
-    max_concurrent = models.PositiveIntegerField(null=True, blank=True)
     root_span_id = models.BigIntegerField(null=True, blank=True)  # the request span; attempts are its children
     # delivery bookkeeping: the outbox (dispatched_at), claims (attempt, lease), retry waits, crashes
     attempt = models.PositiveSmallIntegerField(default=0)  # claims so far

@@ -230,7 +230,6 @@ def run_request(
             run_timeout_s=policy.run_timeout_s,
             requires_approval=policy.requires_approval,
             approvals_required=policy.approvals_required,
-            max_concurrent=policy.max_concurrent,
             trace_id=span.trace_id,
             root_span_id=span.span_id,
             dispatched_at=None if needs_approval else timezone.now(),
@@ -446,6 +445,9 @@ def run_execute(*, run_id: UUID) -> str:
     return _execute_claimed(*claimed)
 
 
+DRAIN_POLL_S = 0.005  # how often a lingering drain looks for new runs
+
+
 def runs_drain() -> int:
     """Answer the doorbell: claim due runs one by one, oldest first, and execute them, until
     none is left or AIOS_RUN_DRAIN_S has passed. Returns how many attempts it ran.
@@ -478,9 +480,6 @@ def runs_drain() -> int:
     doorbell.answer()  # past the budget: a fresh message carries on (a drain's limits stay bounded)
     _ring_quietly()
     return done
-
-
-DRAIN_POLL_S = 0.005
 
 
 def _claim_for_drain() -> tuple[ActionRun, str] | None:

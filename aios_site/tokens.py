@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import secrets
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -90,35 +92,55 @@ def token_authenticate(raw: str) -> ApiToken | None:
     return token
 
 
+class _ExpiringCache:
+    """Token hash -> what a check found, kept `ttl_s` seconds in this process (misses too, so a
+    flood of bad tokens costs one query each per period). Bounded: it is emptied past 10,000."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._items: dict[str, tuple[float, Any]] = {}
+
+    def get(self, key: str) -> tuple[bool, Any]:
+        hit = self._items.get(key)
+        if hit is None or hit[0] <= time.monotonic():
+            return False, None
+        return True, hit[1]
+
+    def put(self, key: str, value: Any) -> None:
+        if len(self._items) > 10_000:
+            self._items.clear()
+        self._items[key] = (time.monotonic() + self.ttl_s, value)
+
+    def pop(self, key: str) -> None:
+        self._items.pop(key, None)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
 # --- the API's token check --------------------------------------------------------------------------
 # Every API request presents its token: checked against an in-process cache of API_CACHE_S
 # (with the user, and the user's roles, as they were read), instead of two queries a request.
 # A revocation takes effect at once in the process that made it, and within API_CACHE_S
 # everywhere else; so do a deactivated account, a changed role and an expiry past due.
 API_CACHE_S = 10.0
-_api_cache: dict[str, tuple[float, ApiToken | None]] = {}
+_api_cache = _ExpiringCache(API_CACHE_S)
 
 
 def token_authenticate_cached(raw: str) -> ApiToken | None:
     """`token_authenticate` through the cache. Each call returns its own copies of the token and
     its user, so what one request sets on them never reaches another."""
-    import copy
-    import time
-
     from aios_core.access import user_roles
 
     if not raw.startswith(TOKEN_PREFIX):
         return None
-    key, now = hash_token(raw), time.monotonic()
-    hit = _api_cache.get(key)
-    if hit is None or hit[0] <= now:
-        token = token_authenticate(raw)
-        if token is not None:
-            user_roles(token.user)  # read once here; cached on the user, so on its copies too
-        if len(_api_cache) > 10_000:
-            _api_cache.clear()
-        hit = _api_cache[key] = (now + API_CACHE_S, token)
-    cached = hit[1]
+    key = hash_token(raw)
+    found, cached = _api_cache.get(key)
+    if not found:
+        cached = token_authenticate(raw)
+        if cached is not None:
+            user_roles(cached.user)  # read once here; cached on the user, so on its copies too
+        _api_cache.put(key, cached)
     if cached is None or not cached.is_active:  # an expiry passes without a reload
         return None
     token = copy.copy(cached)
@@ -152,32 +174,27 @@ def is_machine_path(path: str) -> bool:
 # tokens costs one query each per 10 s). A revocation takes effect at once in the process that
 # made it and within 10 seconds everywhere else.
 GATEWAY_CACHE_S = 10.0
-_gateway_cache: dict[str, tuple[float, Any]] = {}
+_gateway_cache = _ExpiringCache(GATEWAY_CACHE_S)
 
 
 async def gateway_authenticate(raw: str) -> Any:
-    import time
-
     from channels.db import database_sync_to_async
 
     from routing.gateway import GatewayCaller
 
     key = hash_token(raw)
-    now = time.monotonic()
-    hit = _gateway_cache.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    found, caller = _gateway_cache.get(key)
+    if found:
+        return caller
     token = await database_sync_to_async(token_authenticate)(raw)
     caller = GatewayCaller(token.user.get_username(), token.name, tuple(token.scopes)) if token else None
-    if len(_gateway_cache) > 10_000:
-        _gateway_cache.clear()
-    _gateway_cache[key] = (now + GATEWAY_CACHE_S, caller)
+    _gateway_cache.put(key, caller)
     return caller
 
 
 def forget_cached_token(token_hash: str) -> None:
-    _gateway_cache.pop(token_hash, None)
-    _api_cache.pop(token_hash, None)
+    _gateway_cache.pop(token_hash)
+    _api_cache.pop(token_hash)
 
 
 def forget_cached_tokens() -> None:
