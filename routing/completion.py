@@ -345,8 +345,9 @@ def _record_llm(span: Any, endpoint: Endpoint, response: ChatResponse, req: Comp
 
 async def _plan(req: CompletionRequest, embedding: Any = None) -> tuple[Decision, dict[str, catalog.Credential]]:
     """Plan on the loop when everything it needs is in memory (the common case: ~0.1 ms);
-    otherwise (first request, the learned router's scoring) in a thread."""
-    if learned_router.cached() is False:
+    otherwise (first request, the learned router's scoring) in a thread. A named model is
+    never scored, so whether a learned router is loaded does not matter for it."""
+    if req.model not in ("", "auto") or learned_router.cached() is False:
         try:
             return plan(req)
         except NotLoaded:

@@ -1,4 +1,4 @@
-"""Anthropic Messages API over httpx.
+"""Anthropic Messages API over aiohttp.
 
 Wire format: https://docs.anthropic.com/en/api/messages and .../messages-streaming
 """

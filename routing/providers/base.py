@@ -9,11 +9,14 @@ to know which provider answered.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import email.utils
 import functools
 import json
+import os
 import random
 import re
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
@@ -21,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 from weakref import WeakKeyDictionary
 
-import httpx
-from httpx_aiohttp import HttpxAiohttpClient
+import aiohttp
+import certifi
 
 from routing.providers.sse import SSEEvent, iter_sse
 
@@ -290,33 +293,77 @@ class Provider(Protocol):
 
 # --- Shared HTTP plumbing ------------------------------------------------------------------
 
-_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30.0)
+MAX_CONNECTIONS = 256  # per provider and event loop
+KEEPALIVE_S = 30.0
+
+
+@functools.lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    """certifi's roots, or SSL_CERT_FILE / SSL_CERT_DIR when set (as httpx and the official SDKs
+    do); built once: loading the roots costs ~30 ms."""
+    context = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or certifi.where())
+    if os.environ.get("SSL_CERT_DIR"):
+        context.load_verify_locations(capath=os.environ["SSL_CERT_DIR"])
+    return context
 
 
 @functools.lru_cache(maxsize=64)
-def _timeout(timeout_s: float) -> httpx.Timeout:
-    # Read/write/pool get the request's budget; connecting never needs more than a few seconds.
-    return httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
+def _timeout(timeout_s: float) -> aiohttp.ClientTimeout:
+    # Each read gets the request's budget (a stream that keeps flowing is healthy); connecting
+    # never needs more than a few seconds. `_post_json` also bounds the whole call.
+    return aiohttp.ClientTimeout(total=None, sock_read=timeout_s, sock_connect=min(CONNECT_TIMEOUT_S, timeout_s))
 
 
 def _dumps(body: Any) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _refused(exc: BaseException) -> bool:
-    """httpx-aiohttp maps a refused connection to ConnectTimeout: tell the two apart."""
-    import aiohttp
+async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
+    """The body's lines without their endings (LF, CRLF or CR), whatever their length: aiohttp's
+    own line reader refuses lines over 128 KB, and one SSE chunk may carry a whole answer."""
+    pending = ""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    async for chunk in response.content.iter_any():
+        pending += decoder.decode(chunk)
+        *complete, pending = _LINE_BREAK.split(pending)
+        for line in complete:
+            yield line
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending.removesuffix("\r")
 
-    return isinstance(exc.__cause__, aiohttp.ClientConnectorError) and not isinstance(
-        exc.__cause__, aiohttp.ServerTimeoutError
-    )
+
+_LINE_BREAK = re.compile(r"\r\n|\r(?!\Z)|\n")  # a CR at the very end may be half of a CRLF: wait
+
+
+def _env_proxy(url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
+    """The proxy HTTPS_PROXY / HTTP_PROXY / ALL_PROXY name for `url`, unless NO_PROXY exempts it."""
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    try:
+        proxy, auth = get_env_proxy_for_url(URL(url))
+    except (LookupError, ValueError):
+        return None, None
+    return str(proxy), auth
+
+
+@dataclass(slots=True, frozen=True)
+class _ErrorResponse:
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    content: bytes
 
 
 class HttpProvider:
-    """Pooled httpx client, JSON and SSE requests, and error translation for the HTTP providers.
+    """Pooled HTTP client, JSON and SSE requests, and error translation for the HTTP providers.
 
-    httpx pools are bound to the event loop that opened their connections, so there is one
-    `AsyncClient` per loop (in practice: the gateway's loop and the sync wrapper's loop).
+    aiohttp directly: the gateway's provider call is its hottest path, and httpx's request and
+    response models (over aiohttp's pool, since httpcore's pool scans every connection per
+    request) cost about a third of a proxied request's CPU. aiohttp sessions are bound to the
+    event loop that opened them, so there is one per loop (in practice: the gateway's loop and
+    the sync wrapper's loop).
     """
 
     name: str = "http"
@@ -325,7 +372,10 @@ class HttpProvider:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self._headers = {"content-type": "application/json", **self._auth_headers(api_key)}
-        self._clients: WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = WeakKeyDictionary()
+        self._sessions: WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = WeakKeyDictionary()
+        # HTTPS_PROXY / NO_PROXY, honoured as httpx and the official SDKs do; read once here:
+        # aiohttp's trust_env reads them in a thread on every request.
+        self._proxy, self._proxy_auth = _env_proxy(self.base_url)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.base_url}>"  # never the key
@@ -337,21 +387,23 @@ class HttpProvider:
         """Message and overrides from a provider's error JSON (`payload` is None if not JSON)."""
         raise NotImplementedError
 
-    def _client(self) -> httpx.AsyncClient:
+    def _session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            # httpx's API over aiohttp's connection pool: httpcore's pool scans every connection
-            # for every request (getpeername per connection), which capped the gateway near
-            # 200 requests/s at 32 connections; aiohttp's pool does not.
-            client = HttpxAiohttpClient(headers=self._headers, limits=_LIMITS, timeout=_timeout(DEFAULT_TIMEOUT_S))
-            self._clients[loop] = client
-        return client
+        session = self._sessions.get(loop)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_S, ssl=_ssl_context())
+            session = aiohttp.ClientSession(
+                connector=connector,
+                headers=self._headers,
+                cookie_jar=aiohttp.DummyCookieJar(),  # an API client keeps no cookies
+            )
+            self._sessions[loop] = session
+        return session
 
     async def aclose(self) -> None:
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
+        if session is not None:
+            await session.close()
 
     supported_extra: frozenset[str] = frozenset()
 
@@ -369,14 +421,15 @@ class HttpProvider:
     def error(self, kind: ErrorKind, message: str, **extra: Any) -> ProviderError:
         return ProviderError(redact(message, self._api_key), provider=self.name, kind=kind, **extra)
 
-    def _error_from_response(self, response: httpx.Response) -> ProviderError:
-        status = response.status_code
+    def _error_from_response(self, response: _ErrorResponse) -> ProviderError:
+        status = response.status
         try:
             payload = json.loads(response.content)
         except ValueError:
             payload = None
         if payload is None:  # an HTML page from a proxy or load balancer, say
-            detail = ErrorDetail(response.text[:300] or response.reason_phrase)
+            text = response.content.decode("utf-8", "replace")
+            detail = ErrorDetail(text[:300] or response.reason)
         else:
             detail = self._describe_error(status, payload)
         retry_after = parse_retry_after(response.headers)
@@ -391,42 +444,56 @@ class HttpProvider:
             retry_after_s=retry_after if retry_after is not None else detail.retry_after_s,
         )
 
+    async def _failed_response(self, response: aiohttp.ClientResponse) -> ProviderError:
+        content = await response.read()
+        return self._error_from_response(
+            _ErrorResponse(response.status, response.reason or "", response.headers, content)
+        )
+
+    def _transport_error(self, exc: BaseException, timeout_s: float, waiting_for: str) -> ProviderError:
+        if isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, aiohttp.ServerTimeoutError):
+            return self.error("connection", f"cannot connect: {exc}")
+        if isinstance(exc, TimeoutError):  # aiohttp's connect and read timeouts are TimeoutErrors too
+            return self.error("timeout", f"no {waiting_for} within {timeout_s:g} s")
+        return self.error("connection", f"{type(exc).__name__}: {exc}")
+
+    def _post(self, session: aiohttp.ClientSession, url: str, body: dict[str, Any], timeout_s: float) -> Any:
+        return session.post(
+            url,
+            data=_dumps(body),
+            timeout=_timeout(timeout_s),
+            allow_redirects=False,
+            proxy=self._proxy,
+            proxy_auth=self._proxy_auth,
+        )
+
     async def _post_json(self, url: str, body: dict[str, Any], timeout_s: float) -> Any:
-        client = self._client()
+        session = self._session()
         try:
-            # httpx's read timeout restarts with every chunk; this bounds the whole call.
-            async with asyncio.timeout(timeout_s):
-                response = await client.post(url, content=_dumps(body), timeout=_timeout(timeout_s))
-        except (httpx.TimeoutException, TimeoutError) as exc:
-            if _refused(exc):
-                raise self.error("connection", f"cannot connect: {exc}") from exc
-            raise self.error("timeout", f"no response within {timeout_s:g} s") from exc
-        except httpx.TransportError as exc:
-            raise self.error("connection", f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code >= 400:
-            raise self._error_from_response(response)
+            async with asyncio.timeout(timeout_s):  # the whole call, not each read
+                async with self._post(session, url, body, timeout_s) as response:
+                    if response.status >= 400:
+                        raise await self._failed_response(response)
+                    content = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._transport_error(exc, timeout_s, "response") from exc
         try:
-            return json.loads(response.content)
+            return json.loads(content)
         except ValueError as exc:
-            raise self.error("malformed", "response body is not JSON", status=response.status_code) from exc
+            raise self.error("malformed", "response body is not JSON", status=response.status) from exc
 
     async def _post_sse(self, url: str, body: dict[str, Any], timeout_s: float) -> AsyncIterator[SSEEvent]:
         """SSE events of a streamed response. `timeout_s` bounds each wait for data, not the whole
         stream: a long answer that keeps flowing is healthy."""
-        client = self._client()
+        session = self._session()
         try:
-            async with client.stream("POST", url, content=_dumps(body), timeout=_timeout(timeout_s)) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self._error_from_response(response)
-                async for event in iter_sse(response.aiter_lines()):
+            async with self._post(session, url, body, timeout_s) as response:
+                if response.status >= 400:
+                    raise await self._failed_response(response)
+                async for event in iter_sse(_lines(response)):
                     yield event
-        except httpx.TimeoutException as exc:
-            if _refused(exc):
-                raise self.error("connection", f"cannot connect: {exc}") from exc
-            raise self.error("timeout", f"no data within {timeout_s:g} s") from exc
-        except httpx.TransportError as exc:
-            raise self.error("connection", f"{type(exc).__name__}: {exc}") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise self._transport_error(exc, timeout_s, "data") from exc
 
     def parse_json_event(self, data: str) -> Any:
         try:

@@ -1,4 +1,4 @@
-"""Google Gemini (Generative Language API, v1beta) over httpx.
+"""Google Gemini (Generative Language API, v1beta) over aiohttp.
 
 Wire format: https://ai.google.dev/api/generate-content
 """

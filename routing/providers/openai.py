@@ -1,4 +1,4 @@
-"""OpenAI Chat Completions over httpx, also serving OpenAI-compatible servers (vLLM, Ollama, llama.cpp).
+"""OpenAI Chat Completions over aiohttp, also serving OpenAI-compatible servers (vLLM, Ollama, llama.cpp).
 
 Wire format: https://platform.openai.com/docs/api-reference/chat
 """

@@ -50,7 +50,7 @@ class SSEParser:
 
 
 async def iter_sse(lines: AsyncIterator[str]) -> AsyncIterator[SSEEvent]:
-    """Events from an async iterator of lines, such as `httpx.Response.aiter_lines()`."""
+    """Events from an async iterator of lines, such as `HttpProvider`'s `_lines`."""
     parser = SSEParser()
     async for line in lines:
         event = parser.feed(line)

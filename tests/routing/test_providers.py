@@ -246,6 +246,36 @@ def test_calls_reuse_one_pooled_connection(server: ProviderServer) -> None:
     assert server.requests[0].client_port == server.requests[1].client_port
 
 
+def test_a_proxy_named_in_the_environment_carries_the_calls(
+    server: ProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The local server plays a forward proxy: it receives the absolute URL of the real host.
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    registry.forget_providers()  # the proxy is read when a provider is built
+    server.enqueue(fixture_response("openai_compatible_success"))
+    provider = registry.provider_for("openai_compatible", base_url="http://llm.internal.example:8000/v1")
+
+    run(provider.complete(CASES[1].request))
+
+    assert server.last.path == "http://llm.internal.example:8000/v1/chat/completions"
+
+
+def test_no_proxy_exempts_a_host_from_the_environments_proxy(
+    server: ProviderServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens: a call through it would fail
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    registry.forget_providers()
+    server.enqueue(fixture_response("openai_compatible_success"))
+    provider = registry.provider_for("openai_compatible", base_url=server.url + "/v1")
+
+    run(provider.complete(CASES[1].request))
+
+    assert server.last.path == "/v1/chat/completions"
+
+
 def test_the_sync_wrapper_completes_from_plain_code(server: ProviderServer) -> None:
     server.enqueue(fixture_response("anthropic_success"))
 
@@ -346,6 +376,22 @@ def test_each_provider_streams_text_deltas_and_ends_with_usage(case: Case, serve
     assert final.finish_reason == "stop"
     assert final.usage == case.stream_usage
     assert final.response.first_token_ms is not None
+
+
+@pytest.mark.parametrize("line_ending", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+def test_a_stream_chunk_of_any_size_and_any_line_ending_is_read_whole(server: ProviderServer, line_ending: str) -> None:
+    # 300 KB in one SSE line: more than aiohttp's own line reader accepts (128 KB).
+    big = "é" + "x" * 300_000
+    recorded = fixture_response("openai_stream")
+    assert recorded.sse is not None
+    recorded.sse[1]["data"]["choices"][0]["delta"]["content"] = big
+    recorded.line_ending = line_ending
+    server.enqueue(recorded)
+
+    *deltas, final = run(collect(CASES[0].provider(server), CASES[0].request))
+
+    assert deltas[0].text == big
+    assert final.response is not None and final.response.content.startswith(big)
 
 
 def test_an_error_event_inside_an_anthropic_stream_is_a_retryable_overload(server: ProviderServer) -> None:
