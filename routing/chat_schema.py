@@ -7,29 +7,34 @@ and the cache would key two different requests alike.
 - Honoured and sent upstream: model, messages (every field of a message, `name`, `tool_calls` and
   `tool_call_id` included), temperature, top_p, max_tokens / max_completion_tokens, stop, seed,
   stream, stream_options, n (1 only), frequency_penalty, presence_penalty, logit_bias,
-  response_format, user. Providers that cannot honour one of these are not routed to
-  (routing.providers.registry.unsupported_params).
-- Refused: tools and function calling, logprobs (the gateway cannot carry their results back yet),
-  n > 1, and any field this model does not know.
+  response_format, user, tools (function tools), tool_choice, parallel_tool_calls. Providers that
+  cannot honour one of these are not routed to (routing.providers.registry.unsupported_params).
+- Refused: the deprecated `functions` / `function_call` (use tools), logprobs (the gateway cannot
+  carry them back yet), n > 1, and any field this model does not know.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # Parameters that change the answer beyond the core sampling ones, sent upstream as `ChatRequest.extra`.
-ANSWER_EXTRAS = ("frequency_penalty", "presence_penalty", "logit_bias", "response_format")
+ANSWER_EXTRAS = (
+    "frequency_penalty",
+    "presence_penalty",
+    "logit_bias",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+)
 # Parameters that are passed on but do not change the answer (not in the cache key).
 PASS_THROUGH = ("user",)
 # Fields OpenAI defines whose results the gateway cannot return yet: a clear 400 when used.
 REFUSED = {
-    "tools": "tool calling is not supported by the gateway yet",
-    "tool_choice": "tool calling is not supported by the gateway yet",
-    "parallel_tool_calls": "tool calling is not supported by the gateway yet",
-    "functions": "function calling is not supported by the gateway yet",
-    "function_call": "function calling is not supported by the gateway yet",
+    "functions": "the deprecated `functions` is not supported: send `tools`",
+    "function_call": "the deprecated `function_call` is not supported: send `tool_choice`",
     "logprobs": "logprobs are not supported by the gateway yet",
     "top_logprobs": "logprobs are not supported by the gateway yet",
 }
@@ -68,6 +73,28 @@ class ResponseFormat(BaseModel):
     json_schema: dict[str, Any] | None = None
 
 
+class FunctionDefinition(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")  # future fields go upstream as sent
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None  # a JSON Schema object
+    strict: bool | None = None
+
+
+class Tool(_Strict):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(_Strict):
+    name: str
+
+
+class NamedToolChoice(_Strict):
+    type: Literal["function"]
+    function: NamedFunction
+
+
 class RoutingConstraints(_Strict):
     """`aios_constraints`: what the router must honour when it picks a model."""
 
@@ -95,31 +122,49 @@ class ChatCompletionBody(_Strict):
     response_format: ResponseFormat | None = None
     user: str | None = None
     aios_constraints: RoutingConstraints | None = None
-    # Refused when set to anything but their "off" value (see REFUSED).
-    tools: list[Any] | None = None
-    tool_choice: Any = None
+    tools: Annotated[list[Tool], Field(max_length=128)] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
+    # Refused when set to anything but their "off" value (see REFUSED).
     functions: list[Any] | None = None
     function_call: Any = None
     logprobs: bool | None = None
     top_logprobs: int | None = None
 
-    @field_validator("tools", "functions", "tool_choice", "function_call", "parallel_tool_calls", "logprobs",
-                     "top_logprobs")  # fmt: skip
+    @field_validator("functions", "function_call", "logprobs", "top_logprobs")
     @classmethod
     def _refused(cls, value: Any, info: Any) -> Any:
         if value not in (None, False, [], "none"):
             raise ValueError(REFUSED[info.field_name])
         return value
 
+    @model_validator(mode="after")
+    def _tool_choice_names_a_tool(self) -> ChatCompletionBody:
+        names = {tool.function.name for tool in self.tools or ()}
+        if self.tool_choice not in (None, "none") and not names:
+            raise BodyError("tool_choice: there are no tools to choose from", "tool_choice")
+        if isinstance(self.tool_choice, NamedToolChoice) and self.tool_choice.function.name not in names:
+            raise BodyError(f"tool_choice: no tool is named {self.tool_choice.function.name!r}", "tool_choice")
+        return self
+
     def extras(self) -> dict[str, Any]:
         """The pass-through parameters that were set, in OpenAI's names and shapes."""
         out: dict[str, Any] = {}
         for name in (*ANSWER_EXTRAS, *PASS_THROUGH):
             value = getattr(self, name)
+            if name in ("tools", "tool_choice", "parallel_tool_calls") and not self.tools:
+                continue  # without tools these ask for nothing (and OpenAI refuses them alone)
             if value is not None:
-                out[name] = value.model_dump(exclude_none=True) if isinstance(value, BaseModel) else value
+                out[name] = _plain(value)
         return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(exclude_none=True)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
 
 
 class BodyError(ValueError):
@@ -149,6 +194,9 @@ def parse_body(body: Any) -> ChatCompletionBody:
         return ChatCompletionBody.model_validate(body)
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
+        original = (error.get("ctx") or {}).get("error")
+        if isinstance(original, BodyError):  # a check across fields names its own field
+            raise original from exc
         param = _param(tuple(error["loc"])) or None
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":

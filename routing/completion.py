@@ -37,11 +37,15 @@ from routing.providers.base import (
     call_with_retries,
     has_images,
     message_text,
+    uses_tools,
 )
 from routing.providers.registry import ProviderNotConfigured, provider_for
 from routing.router import Constraints, Decision, ModelRouter, NoModelAvailable, learned_router
 
 router = ModelRouter()
+# Answers worth keeping: complete ones. A tool call is one too; it is only ever found by an exact
+# match (requests with tools skip the semantic lookup and store no embedding).
+STORABLE = ("stop", "tool_calls")
 # Errors that say the request itself is wrong: another model would refuse it too.
 _CALLER_ERRORS = {"bad_request"}
 
@@ -68,6 +72,9 @@ class CompletionRequest:
     attributes: dict[str, Any] = field(default_factory=dict)  # for the llm spans and the decision (aios.ab.*)
     # Further OpenAI parameters (routing.chat_schema.ANSWER_EXTRAS and PASS_THROUGH), sent upstream.
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def uses_tools(self) -> bool:
+        return "tools" in self.extra or uses_tools(self.messages)
 
     def params(self) -> dict[str, Any]:
         """Everything besides the messages and the model that changes the answer (the cache keys
@@ -141,7 +148,9 @@ def _cache_check(req: CompletionRequest) -> _CacheCheck:
         if hit is not None:
             return _CacheCheck("hit", hit=hit, key=key, policy=policy)
     embedding, similarity, text = None, None, ""
-    if policy.semantic:
+    # Tool calls carry arguments read from the exact words (a city, an id): a paraphrase must
+    # never be answered with another prompt's call or with an answer built on other tool results.
+    if policy.semantic and not req.uses_tools():
         from routing.cache_verify import conversation_text
         from routing.embeddings import embed
 
@@ -221,6 +230,7 @@ def _store(check: _CacheCheck, req: CompletionRequest, result: CompletionResult)
             "content": r.content,
             "model": r.model,
             "finish_reason": r.finish_reason,
+            **({"tool_calls": r.tool_calls} if r.tool_calls else {}),
             "usage": {
                 "input_tokens": r.usage.input_tokens,
                 "output_tokens": r.usage.output_tokens,
@@ -249,6 +259,7 @@ def _cached_response(hit: Any) -> tuple[ChatResponse, Endpoint]:
         content=r["content"],
         finish_reason=r.get("finish_reason") or "stop",
         usage=usage,
+        tool_calls=r.get("tool_calls") or [],
     )
     return response, endpoint
 
@@ -267,6 +278,8 @@ def plan(req: CompletionRequest, embedding: Any = None) -> tuple[Decision, dict[
         constraints = replace(constraints, requires_vision=True)  # an image needs a model that sees
         if has_images(req.messages, by_url_only=True):
             needs["image_url"] = True  # not every provider fetches images by URL (Gemini does not)
+    if uses_tools(req.messages):
+        needs["tools"] = True  # tool calls and results in the history: only a provider that speaks tools
     if req.model in ("", "auto"):
         decision = router.route(text, constraints, max_output_tokens=req.max_tokens, params=needs, embedding=embedding)
     else:
@@ -340,7 +353,10 @@ def _record_llm(span: Any, endpoint: Endpoint, response: ChatResponse, req: Comp
             "gen_ai.response.finish_reasons": [response.finish_reason],
         }
     )
-    span.set_messages(input_messages=req.messages, output_messages=[{"role": "assistant", "content": response.content}])
+    output: dict[str, Any] = {"role": "assistant", "content": response.content}
+    if response.tool_calls:
+        output["tool_calls"] = response.tool_calls
+    span.set_messages(input_messages=req.messages, output_messages=[output])
 
 
 async def _plan(req: CompletionRequest, embedding: Any = None) -> tuple[Decision, dict[str, catalog.Credential]]:
@@ -396,7 +412,7 @@ async def complete(req: CompletionRequest, caller: Caller | None = None) -> Comp
                 result = CompletionResult(
                     response, endpoint, decision, root.trace_id, cost, attempt, check.result, check.similarity
                 )
-                if check.store and response.finish_reason == "stop":
+                if check.store and response.finish_reason in STORABLE:
                     loop.run_in_executor(None, _store, check, req, result)  # answered first, stored after
                 return result
             assert last_error is not None
@@ -456,6 +472,8 @@ async def complete_stream(
                 yield StreamStart(endpoint, None, root.trace_id, check.result, check.hit.similarity)
                 for piece in _replay(response.content):
                     yield StreamEvent(text=piece)
+                if response.tool_calls:
+                    yield StreamEvent(tool_calls=[{"index": i, **call} for i, call in enumerate(response.tool_calls)])
                 yield StreamEnd(response, Decimal(0))
                 return
             async with obs.trace_span("route", kind="route") as route_span:
@@ -471,7 +489,7 @@ async def complete_stream(
                     async for item in _stream_endpoint(obs, req, endpoint, creds, start, sent):
                         if isinstance(item, StreamEnd):
                             root.set_attribute("aios.model", endpoint.model_id)
-                            if check.store and item.response.finish_reason == "stop":
+                            if check.store and item.response.finish_reason in STORABLE:
                                 result = CompletionResult(item.response, endpoint, decision, root.trace_id,
                                                           item.cost_usd, 1, check.result)  # fmt: skip
                                 loop.run_in_executor(None, _store, check, req, result)  # streamed first, stored after

@@ -105,6 +105,13 @@ def _usage(response: ChatResponse) -> dict[str, Any]:
     }
 
 
+def _message(response: ChatResponse) -> dict[str, Any]:
+    if not response.tool_calls:
+        return {"role": "assistant", "content": response.content}
+    # As OpenAI answers a call: content null unless the model also wrote text.
+    return {"role": "assistant", "content": response.content or None, "tool_calls": response.tool_calls}
+
+
 def completion_body(result: completion.CompletionResult, request_id: str) -> dict[str, Any]:
     r = result.response
     return {
@@ -115,7 +122,7 @@ def completion_body(result: completion.CompletionResult, request_id: str) -> dic
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": r.content},
+                "message": _message(r),
                 "logprobs": None,
                 "finish_reason": r.finish_reason,
             }
@@ -322,6 +329,8 @@ class GatewayApp:
                 model = start.endpoint.model_id
                 if isinstance(item, StreamEvent) and item.text:
                     await self._sse(send, _chunk(request_id, model, {"content": item.text}))
+                if isinstance(item, StreamEvent) and item.tool_calls:
+                    await self._sse(send, _chunk(request_id, model, {"tool_calls": item.tool_calls}))
                 elif isinstance(item, StreamEnd):
                     await self._sse(send, _chunk(request_id, model, {}, item.response.finish_reason))
                     if include_usage:

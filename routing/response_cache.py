@@ -384,7 +384,7 @@ def store(
 ) -> int | None:
     """Store an answer (never an error or a truncated one: the caller checks finish_reason) and
     return its id. One statement: an upsert that says whether it overwrote an answer."""
-    if response.get("finish_reason") not in ("stop", None):
+    if response.get("finish_reason") not in ("stop", "tool_calls", None):
         return None
     text = conversation_text(messages)
     expires = timezone.now() + timedelta(seconds=ttl_s or policy.ttl_s)

@@ -93,13 +93,20 @@ class ChatResponse:
     usage: Usage = field(default_factory=Usage)
     latency_ms: float = 0.0
     first_token_ms: float | None = None  # streaming only: time to the first text delta
+    # The functions the model asked to call, in OpenAI's shape:
+    # [{"id", "type": "function", "function": {"name", "arguments": JSON text}}]
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)
 class StreamEvent:
-    """A text delta, or (once, last) the final event carrying the assembled response."""
+    """A text delta, tool-call deltas, or (once, last) the final event with the assembled response.
+
+    `tool_calls` are OpenAI's stream deltas ({"index", and on a call's first delta "id", "type",
+    "function.name"; then pieces of "function.arguments"}), passed on to the client as they come."""
 
     text: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
     response: ChatResponse | None = None
 
     @property
@@ -142,6 +149,12 @@ def has_images(messages: list[dict[str, Any]], *, by_url_only: bool = False) -> 
                 if url is not None and not (by_url_only and data_url(url)):
                     return True
     return False
+
+
+def uses_tools(messages: list[dict[str, Any]]) -> bool:
+    """Whether a conversation carries tool calls or tool results (only a provider that speaks
+    tools can read it)."""
+    return any(m.get("role") == "tool" or m.get("tool_calls") for m in messages)
 
 
 def message_text(content: Any) -> str:
@@ -514,12 +527,13 @@ def elapsed_ms(started: float) -> float:
 class StreamState:
     """What a stream has said so far, assembled into the final `ChatResponse` at the end."""
 
-    __slots__ = ("done", "finish_reason", "first_token_ms", "id", "model", "parts", "usage")
+    __slots__ = ("done", "finish_reason", "first_token_ms", "id", "model", "parts", "tool_calls", "usage")
 
     def __init__(self, *, model: str) -> None:
         self.id = ""
         self.model = model
         self.parts: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}  # by the deltas' index
         self.finish_reason: FinishReason | None = None
         self.usage = Usage()
         self.first_token_ms: float | None = None
@@ -529,6 +543,21 @@ class StreamState:
         if self.first_token_ms is None:
             self.first_token_ms = elapsed_ms(started)
         self.parts.append(text)
+
+    def add_tool_deltas(self, deltas: list[dict[str, Any]], started: float) -> None:
+        """Fold OpenAI-shaped tool-call deltas into whole calls (arguments arrive in pieces)."""
+        if self.first_token_ms is None:
+            self.first_token_ms = elapsed_ms(started)
+        for delta in deltas:
+            call = self.tool_calls.setdefault(
+                int(delta.get("index") or 0), {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+            )
+            call["id"] = delta.get("id") or call["id"]
+            call["type"] = delta.get("type") or call["type"]
+            function = delta.get("function") or {}
+            # The name comes whole in a call's first delta (some servers repeat it later): keep the first.
+            call["function"]["name"] = call["function"]["name"] or function.get("name") or ""
+            call["function"]["arguments"] += function.get("arguments") or ""
 
     def response(self, provider: str, started: float) -> ChatResponse:
         return ChatResponse(
@@ -540,6 +569,7 @@ class StreamState:
             usage=self.usage,
             latency_ms=elapsed_ms(started),
             first_token_ms=self.first_token_ms,
+            tool_calls=[self.tool_calls[index] for index in sorted(self.tool_calls)],
         )
 
 

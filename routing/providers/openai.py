@@ -52,11 +52,36 @@ def openai_finish(raw: Any) -> FinishReason:
     return _FINISH.get(raw, "stop") if isinstance(raw, str) else "stop"
 
 
+def _tool_calls(raw: Any) -> list[dict[str, Any]]:
+    """The message's tool calls in OpenAI's shape; `function_call` (pre-tools) is not produced by
+    requests the gateway sends, so only `tool_calls` is read."""
+    if not raw:
+        return []
+    return [
+        {
+            "id": call.get("id") or "",
+            "type": call.get("type") or "function",
+            "function": {"name": call["function"]["name"], "arguments": call["function"].get("arguments") or ""},
+        }
+        for call in raw
+    ]
+
+
 class OpenAIProvider(HttpProvider):
     name = "openai"
     # `image_url`: images given by URL (a requirement the router checks, never sent as a parameter).
     supported_extra = frozenset(
-        {"frequency_penalty", "presence_penalty", "logit_bias", "response_format", "user", "image_url"}
+        {
+            "frequency_penalty",
+            "presence_penalty",
+            "logit_bias",
+            "response_format",
+            "user",
+            "image_url",
+            "tools",
+            "tool_choice",
+            "parallel_tool_calls",
+        }
     )
     # OpenAI deprecated `max_tokens` for `max_completion_tokens`, and its reasoning models reject
     # the old name; the compatible servers only read `max_tokens`.
@@ -101,14 +126,16 @@ class OpenAIProvider(HttpProvider):
         data = await self._post_json(self._url, self._body(req, stream=False), req.timeout_s)
         try:
             choice = data["choices"][0]
+            message = choice["message"]
             return ChatResponse(
                 id=data.get("id") or "",
                 provider=self.name,
                 model=data.get("model") or req.model,
-                content=choice["message"].get("content") or "",  # null when the model only called tools
+                content=message.get("content") or "",  # null when the model only called tools
                 finish_reason=openai_finish(choice.get("finish_reason")),
                 usage=openai_usage(data.get("usage")),
                 latency_ms=elapsed_ms(started),
+                tool_calls=_tool_calls(message.get("tool_calls")),
             )
         except _MALFORMED as exc:
             raise self.error("malformed", f"unexpected response shape ({type(exc).__name__}: {exc})") from exc
@@ -122,16 +149,19 @@ class OpenAIProvider(HttpProvider):
                 if event.data == "[DONE]":
                     state.done = True
                     break
-                text = self._read_chunk(self.parse_json_event(event.data), state)
+                text, tool_deltas = self._read_chunk(self.parse_json_event(event.data), state)
+                if tool_deltas:
+                    state.add_tool_deltas(tool_deltas, started)
                 if text:
                     state.add_text(text, started)
-                    yield StreamEvent(text=text)
+                if text or tool_deltas:
+                    yield StreamEvent(text=text, tool_calls=tool_deltas)
         if not (state.done or state.finish_reason):
             raise self.truncated()
         yield StreamEvent(response=state.response(self.name, started))
 
-    def _read_chunk(self, chunk: Any, state: StreamState) -> str:
-        """Fold one chunk into `state`; return its text delta."""
+    def _read_chunk(self, chunk: Any, state: StreamState) -> tuple[str, list[dict[str, Any]]]:
+        """Fold one chunk into `state`; return its text delta and tool-call deltas."""
         try:
             if chunk.get("error"):
                 raise self._stream_error(chunk)
@@ -139,12 +169,14 @@ class OpenAIProvider(HttpProvider):
             state.model = chunk.get("model") or state.model
             if chunk.get("usage"):
                 state.usage = openai_usage(chunk["usage"])
-            text = ""
+            text, tool_deltas = "", []
             for choice in chunk.get("choices") or ():
-                text += choice.get("delta", {}).get("content") or ""
+                delta = choice.get("delta") or {}
+                text += delta.get("content") or ""
+                tool_deltas += [dict(d) for d in delta.get("tool_calls") or () if isinstance(d, dict)]
                 if choice.get("finish_reason"):
                     state.finish_reason = openai_finish(choice["finish_reason"])
-            return text
+            return text, tool_deltas
         except _MALFORMED as exc:
             raise self.error("malformed", f"unexpected chunk shape ({type(exc).__name__}: {exc})") from exc
 

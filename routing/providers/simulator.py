@@ -13,6 +13,7 @@ import json
 import math
 import os
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -177,7 +178,14 @@ class SimulatorProvider:
         if plan.error:
             raise plan.error
         response.first_token_ms = elapsed_ms(started)
-        for chunk in chunks:
+        for index, call in enumerate(response.tool_calls):
+            # As OpenAI streams a call: id and name first, then the arguments in pieces.
+            head = {"index": index, "id": call["id"], "type": "function",
+                    "function": {"name": call["function"]["name"], "arguments": ""}}  # fmt: skip
+            yield StreamEvent(tool_calls=[head])
+            for piece in _split(call["function"]["arguments"], pieces=2):
+                yield StreamEvent(tool_calls=[{"index": index, "function": {"arguments": piece}}])
+        for chunk in chunks if not response.tool_calls else ():
             yield StreamEvent(text=chunk)
             await self._sleep(plan.latency_s * 0.7 / len(chunks))
         response.latency_ms = elapsed_ms(started)
@@ -226,6 +234,20 @@ class SimulatorProvider:
             # Like OpenAI's reasoning models, thinking spends the budget before the answer does.
             reasoning = min(reasoning, req.max_tokens // 2)
             visible, finish = max(0, req.max_tokens - reasoning), "length"
+        tool = _tool_to_call(req)
+        if tool is not None:  # a short call instead of prose
+            arguments = json.dumps(_arguments_for(tool.get("parameters") or {}))
+            call = {"id": f"call_sim{rng.getrandbits(48):012x}", "type": "function",
+                    "function": {"name": tool["name"], "arguments": arguments}}  # fmt: skip
+            return ChatResponse(
+                id=f"sim-{rng.getrandbits(48):012x}",
+                provider=self.name,
+                model=req.model,
+                content="",
+                finish_reason="tool_calls",
+                usage=Usage(input_tokens=max(1, math.ceil(prompt_chars / 4)), output_tokens=1 + len(arguments) // 4),
+                tool_calls=[call],
+            )
         return ChatResponse(
             id=f"sim-{rng.getrandbits(48):012x}",
             provider=self.name,
@@ -238,6 +260,51 @@ class SimulatorProvider:
                 reasoning_tokens=reasoning,
             ),
         )
+
+
+def _tool_to_call(req: ChatRequest) -> dict[str, Any] | None:
+    """The function a simulated model calls: the one `tool_choice` names, else the one whose name
+    and description share most words with the question (under "auto", only if they share one);
+    none once a tool has answered (the model then writes its answer) or when tool_choice is "none"."""
+    tools = [t["function"] for t in req.extra.get("tools") or () if t.get("type") == "function"]
+    choice = req.extra.get("tool_choice", "auto")
+    if not tools or choice == "none" or (req.messages and req.messages[-1].get("role") == "tool"):
+        return None
+    if isinstance(choice, dict):
+        return next((t for t in tools if t["name"] == choice["function"]["name"]), tools[0])
+    question = _words(next((message_text(m.get("content")) for m in reversed(req.messages)
+                            if m.get("role") == "user"), ""))  # fmt: skip
+
+    def overlap(tool: dict[str, Any]) -> int:
+        return len(question & _words(f"{tool['name'].replace('_', ' ')} {tool.get('description') or ''}"))
+
+    best = max(tools, key=overlap)  # ties: the first
+    # "auto" with nothing in common: the model answers in prose, as a real one would.
+    return best if choice == "required" or overlap(best) else None
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]{3,}", text.lower()))
+
+
+def _arguments_for(schema: dict[str, Any]) -> dict[str, Any]:
+    """Placeholder arguments that satisfy the function's JSON Schema: each required property (all
+    of them if none is required) gets its enum's first value, its default, or a value of its type."""
+    properties = schema.get("properties") or {}
+    names = schema.get("required") or list(properties)
+    return {name: _value_for(properties.get(name) or {}) for name in names}
+
+
+def _value_for(schema: dict[str, Any]) -> Any:
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if "default" in schema:
+        return schema["default"]
+    kind = schema.get("type")
+    kind = kind[0] if isinstance(kind, list) and kind else kind
+    if kind == "object":
+        return _arguments_for(schema)
+    return {"integer": 1, "number": 1.0, "boolean": True, "array": [], "null": None}.get(kind, "simulated")
 
 
 def _content(req: ChatRequest, tokens: int, rng: random.Random) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -104,6 +105,77 @@ def test_streaming_reports_usage_and_cost_in_the_final_chunk(client: openai.Open
     final = chunks[-1]
     assert final.choices == [] and final.usage.completion_tokens > 0
     assert Decimal(final.model_extra["aios"]["cost_usd"]) > 0
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+            "required": ["city", "unit"],
+        },
+    },
+}
+CLOCK = {"type": "function", "function": {"name": "get_time", "description": "The time in a timezone"}}
+
+
+def test_a_tool_call_comes_back_and_its_result_gets_an_answer(client: openai.OpenAI) -> None:
+    messages: list[Any] = [{"role": "user", "content": "What is the weather in Lyon right now?"}]
+    raw = client.chat.completions.with_raw_response.create(model="auto", messages=messages, tools=[CLOCK, WEATHER])
+    reply = raw.parse()
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    (call,) = choice.message.tool_calls
+    assert call.function.name == "get_weather" and call.id
+    assert json.loads(call.function.arguments) == {"city": "simulated", "unit": "celsius"}
+    llm = next(s for s in wait_for_spans(raw.headers["x-aios-trace-id"], 4) if s.kind == "llm")
+    assert llm.output_tokens > 0
+
+    # The SDK's own message object goes back as the assistant turn, then the tool's result.
+    messages += [choice.message, {"role": "tool", "tool_call_id": call.id, "content": '{"temp": 11}'}]
+    answer = client.chat.completions.create(model="auto", messages=messages, tools=[CLOCK, WEATHER])
+    assert answer.choices[0].finish_reason == "stop" and answer.choices[0].message.content.startswith("[simulated")
+
+
+def test_a_streamed_tool_call_arrives_in_deltas_the_sdk_assembles(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="sim/simple",
+        messages=[{"role": "user", "content": "Time please"}],
+        tools=[CLOCK, WEATHER],
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+        stream=True,
+    )
+    name, arguments, finish = "", "", None
+    for chunk in stream:
+        for delta in chunk.choices[0].delta.tool_calls or () if chunk.choices else ():
+            name += delta.function.name or "" if delta.function else ""
+            arguments += delta.function.arguments or "" if delta.function else ""
+        finish = chunk.choices[0].finish_reason if chunk.choices and chunk.choices[0].finish_reason else finish
+    assert (name, json.loads(arguments), finish) == ("get_time", {}, "tool_calls")
+
+
+def test_a_tool_call_is_cached_for_the_same_request_only(client: openai.OpenAI) -> None:
+    import time
+
+    def ask(question: str) -> Any:
+        return client.chat.completions.with_raw_response.create(
+            model="auto", temperature=0, tools=[WEATHER], messages=[{"role": "user", "content": question}]
+        )
+
+    # Without tools, this rewording is a semantic hit (test_repeated_and_paraphrased_questions...).
+    question = f"How do I get the weather for the site of host {uuid.uuid4().hex[:6]}?"
+    first = ask(question)
+    assert first.headers["x-aios-cache"] == "miss" and first.parse().choices[0].message.tool_calls
+    deadline = time.monotonic() + 10
+    while (again := ask(question)).headers["x-aios-cache"] != "hit":  # stored off the request path
+        assert time.monotonic() < deadline, "the tool call was never cached"
+        time.sleep(0.3)
+    assert again.parse().choices[0].message.tool_calls == first.parse().choices[0].message.tool_calls
+    reworded = ask(question.replace("How do I", "How can I"))
+    assert reworded.headers["x-aios-cache"] == "miss"  # never by meaning: arguments come from the exact words
 
 
 def test_models_lists_the_catalog_as_provider_slash_model(client: openai.OpenAI) -> None:

@@ -39,8 +39,17 @@ def test_bad_routing_constraints_are_a_400_naming_the_field(constraints: dict[st
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ({"functions": [{"name": "f"}]}, "functions"),
         ({"tool_choice": "required"}, "tool_choice"),
+        (
+            {
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+                "tool_choice": {"type": "function", "function": {"name": "g"}},
+            },
+            "tool_choice",
+        ),
+        ({"tools": [{"type": "function", "function": {"name": "get weather"}}]}, "tools[0].function.name"),
+        ({"tools": [{"type": "retrieval"}]}, "tools[0].type"),
         ({"logprobs": True}, "logprobs"),
         ({"n": 3}, "n"),
         ({"reasoning_effort": "high"}, "reasoning_effort"),
@@ -73,6 +82,20 @@ def test_what_openai_clients_send_by_default_is_accepted() -> None:
     assert parsed.constraints.max_cost_usd == 1.0 and parsed.constraints.max_latency_ms == 900
 
 
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+
+
+def test_tools_go_upstream_as_sent() -> None:
+    parameters = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    tool = {"type": "function", "function": {"name": "get_weather", "description": "Now", "parameters": parameters}}
+    choice = {"type": "function", "function": {"name": "get_weather"}}
+    req, _, _ = parse_request({"messages": USER, "tools": [tool], "tool_choice": choice, "parallel_tool_calls": False})
+    assert req.extra == {"tools": [tool], "tool_choice": choice, "parallel_tool_calls": False}
+    # Without tools, tool_choice "none" and parallel_tool_calls ask for nothing: not sent, not in the key.
+    req, _, _ = parse_request({"messages": USER, "tools": [], "tool_choice": "none", "parallel_tool_calls": True})
+    assert req.extra == {}
+
+
 def key_of(body: dict[str, Any]) -> str:
     req, _, _ = parse_request({"temperature": 0, **body})
     return rc.cache_key("ns", req.messages, req.model, req.params())
@@ -95,6 +118,9 @@ def test_every_field_that_changes_the_answer_changes_the_cache_key() -> None:
         {"messages": USER, "frequency_penalty": 0.5},
         {"messages": USER, "presence_penalty": 0.5},
         {"messages": USER, "logit_bias": {"1": 10}},
+        {"messages": USER, "tools": [WEATHER_TOOL]},
+        {"messages": USER, "tools": [WEATHER_TOOL], "tool_choice": "required"},
+        {"messages": USER, "tools": [WEATHER_TOOL], "parallel_tool_calls": False},
     ]
     keys = [key_of(v) for v in variants]
     assert base not in keys and len(set(keys)) == len(keys)

@@ -394,6 +394,76 @@ def test_a_stream_chunk_of_any_size_and_any_line_ending_is_read_whole(server: Pr
     assert final.response is not None and final.response.content.startswith(big)
 
 
+TOOL_CALL_REQUEST = load_fixture("openai_tool_calls")["request"]["body"]
+
+
+def _tool_request() -> ChatRequest:
+    body = TOOL_CALL_REQUEST
+    return ChatRequest(model=body["model"], messages=body["messages"],
+                       extra={"tools": body["tools"], "tool_choice": body["tool_choice"]})  # fmt: skip
+
+
+def test_openai_sends_tools_and_reads_back_parallel_tool_calls(server: ProviderServer) -> None:
+    server.enqueue(fixture_response("openai_tool_calls"))
+
+    response = run(CASES[0].provider(server).complete(_tool_request()))
+
+    assert server.last.json == TOOL_CALL_REQUEST
+    assert response.finish_reason == "tool_calls" and response.content == ""
+    assert [(c["id"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in response.tool_calls] == [
+        ("call_a1B2c3D4e5F6g7H8i9J0kLmN", "get_weather", {"location": "Boston, MA", "unit": "fahrenheit"}),
+        ("call_Z9y8X7w6V5u4T3s2R1q0PoNm", "get_weather", {"location": "Paris, France", "unit": "celsius"}),
+    ]
+
+
+def test_openai_streams_tool_call_deltas_and_assembles_the_calls(server: ProviderServer) -> None:
+    server.enqueue(fixture_response("openai_stream_tool_calls"))
+
+    *deltas, final = run(collect(CASES[0].provider(server), _tool_request()))
+
+    assert all(event.tool_calls and not event.text for event in deltas)
+    assert deltas[0].tool_calls[0]["function"]["name"] == "get_weather"
+    assert final.response is not None and final.finish_reason == "tool_calls"
+    calls = final.response.tool_calls
+    assert [c["id"] for c in calls] == ["call_q1W2e3R4t5Y6u7I8o9P0aSdF", "call_g7H8j9K0l1Z2x3C4v5B6nMqW"]
+    assert [json.loads(c["function"]["arguments"]) for c in calls] == [
+        {"location": "Boston, MA"},
+        {"location": "Paris, France"},
+    ]
+    assert final.usage == Usage(input_tokens=82, output_tokens=44)
+
+
+def test_providers_without_tools_are_not_routed_a_request_that_has_them() -> None:
+    tools = {"tools": TOOL_CALL_REQUEST["tools"]}
+    assert registry.unsupported_params("openai", tools) == []
+    assert registry.unsupported_params("openai_compatible", tools) == []
+    assert registry.unsupported_params("anthropic", tools) == ["tools"]
+    assert registry.unsupported_params("gemini", tools) == ["tools"]
+    assert registry.unsupported_params("sim", tools) == []
+
+
+def test_the_simulator_calls_the_tool_the_question_is_about_then_answers_its_result() -> None:
+    sim = SimulatorProvider(SimConfig(latency_scale=0, seed=1))
+    weather, clock = TOOL_CALL_REQUEST["tools"][0], {"type": "function", "function": {"name": "get_time"}}
+    ask = [{"role": "user", "content": "Is it raining, what's the weather in Oslo?"}]
+    req = ChatRequest(model="simple", messages=ask, extra={"tools": [clock, weather]})
+
+    response = asyncio.run(sim.complete(req))
+
+    assert response.finish_reason == "tool_calls"
+    (call,) = response.tool_calls
+    assert call["function"]["name"] == "get_weather"
+    assert json.loads(call["function"]["arguments"]) == {"location": "simulated"}
+    # No word in common and tool_choice "auto": prose, as a model would answer.
+    unrelated = ChatRequest(model="simple", messages=[{"role": "user", "content": "Hello"}], extra={"tools": [weather]})
+    assert not asyncio.run(sim.complete(unrelated)).tool_calls
+    # After the tool's result: an answer.
+    result = [*ask, {"role": "assistant", "content": None, "tool_calls": [call]},
+              {"role": "tool", "tool_call_id": call["id"], "content": "rain, 4 C"}]  # fmt: skip
+    answer = asyncio.run(sim.complete(ChatRequest(model="simple", messages=result, extra={"tools": [weather]})))
+    assert answer.finish_reason == "stop" and answer.content.startswith("[simulated")
+
+
 def test_an_error_event_inside_an_anthropic_stream_is_a_retryable_overload(server: ProviderServer) -> None:
     server.enqueue(fixture_response("anthropic_stream_overloaded"))
 

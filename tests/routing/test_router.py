@@ -116,6 +116,24 @@ def test_an_image_asks_for_a_model_that_sees_and_fetches_it(monkeypatch: pytest.
     assert plan(CompletionRequest(messages=messages))[0].chosen.provider == "openai"  # Gemini fetches no URLs
 
 
+def test_tools_or_tool_turns_ask_for_a_provider_that_speaks_tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    from routing.completion import CompletionRequest, plan
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-real")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+    catalog.endpoints.invalidate()
+    ask = [{"role": "user", "content": COMPLEX}]
+    assert plan(CompletionRequest(messages=ask))[0].chosen.provider == "anthropic"
+    tool = {"type": "function", "function": {"name": "lookup"}}
+    with_tools = plan(CompletionRequest(messages=ask, extra={"tools": [tool]}))[0]
+    assert with_tools.chosen.provider == "openai" and all(e.provider != "anthropic" for e in with_tools.alternatives)
+    # A history with a call and its result, even without `tools` in this request.
+    call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+    turns = [*ask, {"role": "assistant", "content": None, "tool_calls": [call]},
+             {"role": "tool", "tool_call_id": "call_1", "content": "found"}]  # fmt: skip
+    assert plan(CompletionRequest(messages=turns))[0].chosen.provider == "openai"
+
+
 def test_alternatives_are_the_fallback_order_stronger_tiers_first() -> None:
     decision = ModelRouter().route(SIMPLE)
     assert [e.model_id for e in decision.alternatives] == ["sim/medium", "sim/complex"]
