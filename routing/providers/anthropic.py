@@ -5,6 +5,7 @@ Wire format: https://docs.anthropic.com/en/api/messages and .../messages-streami
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -71,14 +72,48 @@ def anthropic_usage(raw: Any) -> Usage:
     )
 
 
+def _is_tool_results(content: Any) -> bool:
+    return isinstance(content, list) and all(block.get("type") == "tool_result" for block in content)
+
+
+def _tools(extra: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's tools, tool_choice and parallel_tool_calls as the Messages API's fields."""
+    tools = [
+        {
+            "name": t["function"]["name"],
+            **({"description": t["function"]["description"]} if t["function"].get("description") else {}),
+            "input_schema": t["function"].get("parameters") or {"type": "object", "properties": {}},
+        }
+        for t in extra["tools"]
+    ]
+    choice = extra.get("tool_choice", "auto")
+    if choice == "none":
+        anthropic_choice: dict[str, Any] = {"type": "none"}
+    elif choice == "required":
+        anthropic_choice = {"type": "any"}
+    elif isinstance(choice, dict):
+        anthropic_choice = {"type": "tool", "name": choice["function"]["name"]}
+    else:
+        anthropic_choice = {"type": "auto"}
+    if extra.get("parallel_tool_calls") is False and anthropic_choice["type"] != "none":
+        anthropic_choice["disable_parallel_tool_use"] = True
+    return {"tools": tools, "tool_choice": anthropic_choice}
+
+
+def _tool_call(block: dict[str, Any]) -> dict[str, Any]:
+    arguments = json.dumps(block.get("input") or {}, separators=(",", ":"))
+    return {"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": arguments}}
+
+
 def anthropic_finish(raw: Any) -> FinishReason:
     return _FINISH.get(raw, "stop") if isinstance(raw, str) else "stop"
 
 
 class AnthropicProvider(HttpProvider):
     name = "anthropic"
-    # No penalties, logit bias or response format in the Messages API; `user` becomes metadata.user_id.
-    supported_extra = frozenset({"user", "image_url"})
+    # No penalties, logit bias or response format in the Messages API; `user` becomes metadata.user_id;
+    # tools are translated (OpenAI function tools <-> Anthropic tool_use / tool_result blocks).
+    supported_extra = frozenset({"user", "image_url", "tools", "tool_choice", "parallel_tool_calls"})
 
     def __init__(self, *, api_key: str | None, base_url: str = ANTHROPIC_BASE_URL) -> None:
         super().__init__(base_url=base_url, api_key=api_key)
@@ -94,11 +129,22 @@ class AnthropicProvider(HttpProvider):
         system: list[str] = []
         messages: list[dict[str, Any]] = []
         for message in req.messages:
-            if message["role"] in _SYSTEM_ROLES:
+            role = message["role"]
+            if role in _SYSTEM_ROLES:
                 # Anthropic takes the system prompt beside the turns, not among them
                 system.append(message_text(message.get("content")))
+            elif role == "tool":
+                # A tool's result is a block of a user turn; results of parallel calls share one.
+                result = {"type": "tool_result", "tool_use_id": message.get("tool_call_id") or "",
+                          "content": message_text(message.get("content"))}  # fmt: skip
+                if messages and messages[-1]["role"] == "user" and _is_tool_results(messages[-1]["content"]):
+                    messages[-1]["content"].append(result)
+                else:
+                    messages.append({"role": "user", "content": [result]})
+            elif role == "assistant" and message.get("tool_calls"):
+                messages.append({"role": "assistant", "content": self._tool_use_blocks(message)})
             else:
-                messages.append({"role": message["role"], "content": self._content(message.get("content"))})
+                messages.append({"role": role, "content": self._content(message.get("content"))})
         body: dict[str, Any] = {"model": req.model, "max_tokens": req.max_tokens or DEFAULT_MAX_TOKENS}
         if system:
             body["system"] = "\n\n".join(system)
@@ -109,9 +155,28 @@ class AnthropicProvider(HttpProvider):
         self.check_extra(req)
         if req.extra.get("user"):
             body["metadata"] = {"user_id": req.extra["user"]}
+        if req.extra.get("tools"):
+            body.update(_tools(req.extra))
         if stream:
             body["stream"] = True
         return body
+
+    def _tool_use_blocks(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        """An assistant turn that called tools: its text, then one tool_use block per call."""
+        content = self._content(message.get("content"))
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) and content else []
+        blocks += content if isinstance(content, list) else []
+        for call in message["tool_calls"]:
+            function = call.get("function") or {}
+            try:
+                arguments = json.loads(function.get("arguments") or "{}")
+            except ValueError as exc:
+                raise self.error(
+                    "bad_request", f"tool call {call.get('id')!r} has arguments that are not JSON"
+                ) from exc
+            blocks.append({"type": "tool_use", "id": call.get("id") or "", "name": function.get("name") or "",
+                           "input": arguments})  # fmt: skip
+        return blocks
 
     def _content(self, content: Any) -> str | list[dict[str, Any]]:
         """Text stays a string; a message with images becomes content blocks (base64 for data:
@@ -150,6 +215,7 @@ class AnthropicProvider(HttpProvider):
         data = await self._post_json(self._url, self._body(req, stream=False), req.timeout_s)
         try:
             content = "".join(block["text"] for block in data["content"] if block.get("type") == "text")
+            calls = [_tool_call(block) for block in data["content"] if block.get("type") == "tool_use"]
             return ChatResponse(
                 id=data.get("id") or "",
                 provider=self.name,
@@ -158,6 +224,7 @@ class AnthropicProvider(HttpProvider):
                 finish_reason=anthropic_finish(data.get("stop_reason")),
                 usage=anthropic_usage(data["usage"]),
                 latency_ms=elapsed_ms(started),
+                tool_calls=calls,
             )
         except _MALFORMED as exc:
             raise self.error("malformed", f"unexpected response shape ({type(exc).__name__}: {exc})") from exc
@@ -169,10 +236,13 @@ class AnthropicProvider(HttpProvider):
         events = self._post_sse(self._url, self._body(req, stream=True), req.timeout_s)
         async with aclosing(events):
             async for event in events:
-                text = self._read_event(self.parse_json_event(event.data), state, raw_usage)
+                text, tool_deltas = self._read_event(self.parse_json_event(event.data), state, raw_usage)
+                if tool_deltas:
+                    state.add_tool_deltas(tool_deltas, started)
                 if text:
                     state.add_text(text, started)
-                    yield StreamEvent(text=text)
+                if text or tool_deltas:
+                    yield StreamEvent(text=text, tool_calls=tool_deltas)
                 if state.done:
                     break
         if not state.done:
@@ -180,13 +250,26 @@ class AnthropicProvider(HttpProvider):
         state.usage = anthropic_usage(raw_usage)
         yield StreamEvent(response=state.response(self.name, started))
 
-    def _read_event(self, data: Any, state: StreamState, raw_usage: dict[str, Any]) -> str:
-        """Fold one event into `state` and `raw_usage`; return its text delta."""
+    def _read_event(self, data: Any, state: StreamState, raw_usage: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+        """Fold one event into `state` and `raw_usage`; return its text delta and tool-call deltas
+        (in OpenAI's shape, indexed by the order of the calls)."""
         try:
             kind = data["type"]
+            if kind == "content_block_start" and data["content_block"].get("type") == "tool_use":
+                block = data["content_block"]
+                index = state.block_calls.setdefault(data["index"], len(state.block_calls))
+                head = {"index": index, "id": block["id"], "type": "function",
+                        "function": {"name": block["name"], "arguments": ""}}  # fmt: skip
+                return "", [head]
             if kind == "content_block_delta":
                 delta = data["delta"]
-                return delta["text"] if delta.get("type") == "text_delta" else ""  # thinking is not content
+                if delta.get("type") == "input_json_delta" and data["index"] in state.block_calls:
+                    piece = {
+                        "index": state.block_calls[data["index"]],
+                        "function": {"arguments": delta["partial_json"]},
+                    }
+                    return "", [piece]
+                return (delta["text"] if delta.get("type") == "text_delta" else ""), []  # thinking is not content
             if kind == "message_start":
                 message = data["message"]
                 state.id, state.model = message.get("id") or "", message.get("model") or state.model
@@ -199,7 +282,7 @@ class AnthropicProvider(HttpProvider):
                 state.done = True
             elif kind == "error":
                 raise self._stream_error(data)
-            return ""  # ping, content_block_start / _stop, and event types added later
+            return "", []  # ping, content_block_start / _stop, and event types added later
         except _MALFORMED as exc:
             raise self.error("malformed", f"unexpected event shape ({type(exc).__name__}: {exc})") from exc
 

@@ -527,13 +527,15 @@ def elapsed_ms(started: float) -> float:
 class StreamState:
     """What a stream has said so far, assembled into the final `ChatResponse` at the end."""
 
-    __slots__ = ("done", "finish_reason", "first_token_ms", "id", "model", "parts", "tool_calls", "usage")
+    __slots__ = ("block_calls", "done", "finish_reason", "first_token_ms", "id", "model", "parts", "tool_calls",
+                 "usage")  # fmt: skip
 
     def __init__(self, *, model: str) -> None:
         self.id = ""
         self.model = model
         self.parts: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}  # by the deltas' index
+        self.block_calls: dict[int, int] = {}  # a provider's content block index -> tool call index
         self.finish_reason: FinishReason | None = None
         self.usage = Usage()
         self.first_token_ms: float | None = None

@@ -433,11 +433,62 @@ def test_openai_streams_tool_call_deltas_and_assembles_the_calls(server: Provide
     assert final.usage == Usage(input_tokens=82, output_tokens=44)
 
 
+def test_anthropic_gets_tools_and_tool_turns_as_blocks_and_answers_in_openai_shape(server: ProviderServer) -> None:
+    server.enqueue(fixture_response("anthropic_tool_use"))
+    call = {
+        "id": "toolu_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"location": "Oslo"}'},
+    }
+    second = {**call, "id": "toolu_2", "function": {**call["function"], "arguments": '{"location": "Bergen"}'}}
+    history = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Weather in Oslo and Bergen?"},
+        {"role": "assistant", "content": None, "tool_calls": [call, second]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "rain"},
+        {"role": "tool", "tool_call_id": "toolu_2", "content": "sun"},
+        {"role": "user", "content": "And in Boston?"},
+    ]
+    extra = {"tools": TOOL_CALL_REQUEST["tools"], "tool_choice": "required", "parallel_tool_calls": False}
+
+    response = run(CASES[2].provider(server).complete(ChatRequest(model="claude-sonnet-4-5", messages=history,
+                                                                  extra=extra)))  # fmt: skip
+
+    sent = server.last.json
+    assert sent["tools"] == [{"name": "get_weather", "description": "Get the current weather in a given location",
+                              "input_schema": TOOL_CALL_REQUEST["tools"][0]["function"]["parameters"]}]  # fmt: skip
+    assert sent["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
+    assert sent["messages"][1] == {"role": "assistant", "content": [
+        {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"location": "Oslo"}},
+        {"type": "tool_use", "id": "toolu_2", "name": "get_weather", "input": {"location": "Bergen"}}]}  # fmt: skip
+    assert sent["messages"][2] == {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "rain"},
+        {"type": "tool_result", "tool_use_id": "toolu_2", "content": "sun"}]}  # fmt: skip
+    assert response.finish_reason == "tool_calls" and response.content == "I'll check the weather in Boston for you."
+    assert response.tool_calls == [{"id": "toolu_01A09q90qw90lq917835lq9", "type": "function", "function": {
+        "name": "get_weather", "arguments": '{"location":"Boston, MA","unit":"fahrenheit"}'}}]  # fmt: skip
+
+
+def test_anthropic_streams_a_tool_call_as_openai_deltas(server: ProviderServer) -> None:
+    server.enqueue(fixture_response("anthropic_stream_tool_use"))
+    req = ChatRequest(model="claude-sonnet-4-5", messages=MESSAGES, extra={"tools": TOOL_CALL_REQUEST["tools"]})
+
+    *deltas, final = run(collect(CASES[2].provider(server), req))
+
+    assert "".join(e.text for e in deltas) == "Okay, let me check the weather."
+    heads = [d for e in deltas for d in e.tool_calls if "id" in d]
+    assert heads == [{"index": 0, "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "type": "function",
+                      "function": {"name": "get_weather", "arguments": ""}}]  # fmt: skip
+    assert final.response is not None and final.finish_reason == "tool_calls"
+    (call,) = final.response.tool_calls
+    assert json.loads(call["function"]["arguments"]) == {"location": "San Francisco, CA", "unit": "fahrenheit"}
+
+
 def test_providers_without_tools_are_not_routed_a_request_that_has_them() -> None:
     tools = {"tools": TOOL_CALL_REQUEST["tools"]}
     assert registry.unsupported_params("openai", tools) == []
     assert registry.unsupported_params("openai_compatible", tools) == []
-    assert registry.unsupported_params("anthropic", tools) == ["tools"]
+    assert registry.unsupported_params("anthropic", tools) == []
     assert registry.unsupported_params("gemini", tools) == ["tools"]
     assert registry.unsupported_params("sim", tools) == []
 

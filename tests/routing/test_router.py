@@ -119,14 +119,14 @@ def test_an_image_asks_for_a_model_that_sees_and_fetches_it(monkeypatch: pytest.
 def test_tools_or_tool_turns_ask_for_a_provider_that_speaks_tools(monkeypatch: pytest.MonkeyPatch) -> None:
     from routing.completion import CompletionRequest, plan
 
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-real")
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-test-not-real")  # Gemini's client does not translate tools
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
     catalog.endpoints.invalidate()
-    ask = [{"role": "user", "content": COMPLEX}]
-    assert plan(CompletionRequest(messages=ask))[0].chosen.provider == "anthropic"
+    ask = [{"role": "user", "content": SIMPLE}]
+    assert plan(CompletionRequest(messages=ask))[0].chosen.provider == "gemini"
     tool = {"type": "function", "function": {"name": "lookup"}}
     with_tools = plan(CompletionRequest(messages=ask, extra={"tools": [tool]}))[0]
-    assert with_tools.chosen.provider == "openai" and all(e.provider != "anthropic" for e in with_tools.alternatives)
+    assert with_tools.chosen.provider == "openai" and all(e.provider != "gemini" for e in with_tools.alternatives)
     # A history with a call and its result, even without `tools` in this request.
     call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
     turns = [*ask, {"role": "assistant", "content": None, "tool_calls": [call]},
