@@ -27,6 +27,17 @@ stacked as features 0.707-0.710 (0.675 / 0.664 / 0.648 alone); rank averages wit
 second seed or with gradient boosting (0.692 alone) 0.712-0.714; per-source (GSM8K / MMLU)
 isotonic calibration 0.704. None came near the issue's 0.72: the differences beyond the TF-IDF
 neighbours are within fold noise, so the simpler model was kept.
+
+A later round (out-of-fold APGR on train, mean over fold seeds; this model 0.712): joint-outcome
+neighbour rates and their disagreement 0.709; neighbour counts with a prior toward the global rate
+0.709; k-means clusters (30/100/300) as pseudo-subjects with shrunk priors 0.711; neighbours in a
+space learned per fold (ridge projection) 0.700-0.704; 3 initializations per fold 0.713. What did
+help on train: word-problem features for prompts without options (quantities, largest number,
+implied operations) 0.715, a pairwise ranking loss on the expected gain beside the cross-entropy
+0.714, both 0.718, and 3 bags of fold splits on top 0.723 (CPT(50%) 23.1%). On holdout that model
+scored 0.699 / 26.7% / saving 57.6% against this one's 0.702 / 25.6% / 55.9%: no gain beyond the
+holdout's noise (90% bootstrap interval 0.668-0.734), for three times the models and a looser
+tier test, so it was not adopted.
 """
 
 from __future__ import annotations
