@@ -7,10 +7,11 @@ and the cache would key two different requests alike.
 - Honoured and sent upstream: model, messages (every field of a message, `name`, `tool_calls` and
   `tool_call_id` included), temperature, top_p, max_tokens / max_completion_tokens, stop, seed,
   stream, stream_options, n (1 only), frequency_penalty, presence_penalty, logit_bias,
-  response_format, user, tools (function tools), tool_choice, parallel_tool_calls. Providers that
-  cannot honour one of these are not routed to (routing.providers.registry.unsupported_params).
-- Refused: the deprecated `functions` / `function_call` (use tools), logprobs (the gateway cannot
-  carry them back yet), n > 1, and any field this model does not know.
+  response_format, user, tools (function tools), tool_choice, parallel_tool_calls, logprobs,
+  top_logprobs. Providers that cannot honour one of these are not routed to
+  (routing.providers.registry.unsupported_params).
+- Refused: the deprecated `functions` / `function_call` (use tools), n > 1, and any field this
+  model does not know.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ ANSWER_EXTRAS = (
     "tools",
     "tool_choice",
     "parallel_tool_calls",
+    "logprobs",
+    "top_logprobs",
 )
 # Parameters that are passed on but do not change the answer (not in the cache key).
 PASS_THROUGH = ("user",)
@@ -35,8 +38,6 @@ PASS_THROUGH = ("user",)
 REFUSED = {
     "functions": "the deprecated `functions` is not supported: send `tools`",
     "function_call": "the deprecated `function_call` is not supported: send `tool_choice`",
-    "logprobs": "logprobs are not supported by the gateway yet",
-    "top_logprobs": "logprobs are not supported by the gateway yet",
 }
 
 _ROLES = Literal["system", "developer", "user", "assistant", "tool"]
@@ -129,9 +130,9 @@ class ChatCompletionBody(_Strict):
     functions: list[Any] | None = None
     function_call: Any = None
     logprobs: bool | None = None
-    top_logprobs: int | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
 
-    @field_validator("functions", "function_call", "logprobs", "top_logprobs")
+    @field_validator("functions", "function_call")
     @classmethod
     def _refused(cls, value: Any, info: Any) -> Any:
         if value not in (None, False, [], "none"):
@@ -145,6 +146,8 @@ class ChatCompletionBody(_Strict):
             raise BodyError("tool_choice: there are no tools to choose from", "tool_choice")
         if isinstance(self.tool_choice, NamedToolChoice) and self.tool_choice.function.name not in names:
             raise BodyError(f"tool_choice: no tool is named {self.tool_choice.function.name!r}", "tool_choice")
+        if self.top_logprobs is not None and not self.logprobs:
+            raise BodyError("top_logprobs: needs logprobs: true", "top_logprobs")
         return self
 
     def extras(self) -> dict[str, Any]:
@@ -154,6 +157,8 @@ class ChatCompletionBody(_Strict):
             value = getattr(self, name)
             if name in ("tools", "tool_choice", "parallel_tool_calls") and not self.tools:
                 continue  # without tools these ask for nothing (and OpenAI refuses them alone)
+            if name == "logprobs" and not value:
+                continue  # `logprobs: false` (the OpenAI SDK's default in some versions) asks for nothing
             if value is not None:
                 out[name] = _plain(value)
         return out

@@ -231,6 +231,7 @@ def _store(check: _CacheCheck, req: CompletionRequest, result: CompletionResult)
             "model": r.model,
             "finish_reason": r.finish_reason,
             **({"tool_calls": r.tool_calls} if r.tool_calls else {}),
+            **({"logprobs": r.logprobs} if r.logprobs else {}),
             "usage": {
                 "input_tokens": r.usage.input_tokens,
                 "output_tokens": r.usage.output_tokens,
@@ -260,6 +261,7 @@ def _cached_response(hit: Any) -> tuple[ChatResponse, Endpoint]:
         finish_reason=r.get("finish_reason") or "stop",
         usage=usage,
         tool_calls=r.get("tool_calls") or [],
+        logprobs=r.get("logprobs"),
     )
     return response, endpoint
 
@@ -472,6 +474,8 @@ async def complete_stream(
                 yield StreamStart(endpoint, None, root.trace_id, check.result, check.hit.similarity)
                 for piece in _replay(response.content):
                     yield StreamEvent(text=piece)
+                if response.logprobs:  # all at once: a replay's pieces are not the model's tokens
+                    yield StreamEvent(logprobs=response.logprobs)
                 if response.tool_calls:
                     yield StreamEvent(tool_calls=[{"index": i, **call} for i, call in enumerate(response.tool_calls)])
                 yield StreamEnd(response, Decimal(0))

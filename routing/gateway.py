@@ -123,7 +123,7 @@ def completion_body(result: completion.CompletionResult, request_id: str) -> dic
             {
                 "index": 0,
                 "message": _message(r),
-                "logprobs": None,
+                "logprobs": r.logprobs,
                 "finish_reason": r.finish_reason,
             }
         ],
@@ -132,13 +132,15 @@ def completion_body(result: completion.CompletionResult, request_id: str) -> dic
     }
 
 
-def _chunk(request_id: str, model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+def _chunk(
+    request_id: str, model: str, delta: dict[str, Any], finish: str | None = None, logprobs: Any = None
+) -> dict[str, Any]:
     return {
         "id": request_id,
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
     }
 
 
@@ -327,8 +329,8 @@ class GatewayApp:
                     await open_stream()
                 assert start is not None
                 model = start.endpoint.model_id
-                if isinstance(item, StreamEvent) and item.text:
-                    await self._sse(send, _chunk(request_id, model, {"content": item.text}))
+                if isinstance(item, StreamEvent) and (item.text or item.logprobs):
+                    await self._sse(send, _chunk(request_id, model, {"content": item.text}, None, item.logprobs))
                 if isinstance(item, StreamEvent) and item.tool_calls:
                     await self._sse(send, _chunk(request_id, model, {"tool_calls": item.tool_calls}))
                 elif isinstance(item, StreamEnd):

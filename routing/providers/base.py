@@ -96,6 +96,9 @@ class ChatResponse:
     # The functions the model asked to call, in OpenAI's shape:
     # [{"id", "type": "function", "function": {"name", "arguments": JSON text}}]
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    # OpenAI's `choices[0].logprobs` ({"content": [{"token", "logprob", "bytes", "top_logprobs"}]}),
+    # when the request asked for logprobs.
+    logprobs: dict[str, Any] | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -107,6 +110,7 @@ class StreamEvent:
 
     text: str = ""
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    logprobs: dict[str, Any] | None = None  # this delta's, in OpenAI's shape
     response: ChatResponse | None = None
 
     @property
@@ -527,8 +531,8 @@ def elapsed_ms(started: float) -> float:
 class StreamState:
     """What a stream has said so far, assembled into the final `ChatResponse` at the end."""
 
-    __slots__ = ("block_calls", "done", "finish_reason", "first_token_ms", "id", "model", "parts", "tool_calls",
-                 "usage")  # fmt: skip
+    __slots__ = ("block_calls", "done", "finish_reason", "first_token_ms", "id", "logprobs", "model", "parts",
+                 "tool_calls", "usage")  # fmt: skip
 
     def __init__(self, *, model: str) -> None:
         self.id = ""
@@ -536,6 +540,7 @@ class StreamState:
         self.parts: list[str] = []
         self.tool_calls: dict[int, dict[str, Any]] = {}  # by the deltas' index
         self.block_calls: dict[int, int] = {}  # a provider's content block index -> tool call index
+        self.logprobs: dict[str, list[Any]] | None = None  # the deltas' logprobs, concatenated
         self.finish_reason: FinishReason | None = None
         self.usage = Usage()
         self.first_token_ms: float | None = None
@@ -572,7 +577,16 @@ class StreamState:
             latency_ms=elapsed_ms(started),
             first_token_ms=self.first_token_ms,
             tool_calls=[self.tool_calls[index] for index in sorted(self.tool_calls)],
-        )
+            logprobs=None if self.logprobs is None else {
+                "content": self.logprobs.get("content", []), "refusal": self.logprobs.get("refusal") or None},
+        )  # fmt: skip
+
+    def add_logprobs(self, logprobs: dict[str, Any]) -> None:
+        if self.logprobs is None:
+            self.logprobs = {}
+        for key, items in logprobs.items():
+            if isinstance(items, list):
+                self.logprobs.setdefault(key, []).extend(items)
 
 
 # --- Sync convenience ----------------------------------------------------------------------

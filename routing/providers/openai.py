@@ -81,6 +81,8 @@ class OpenAIProvider(HttpProvider):
             "tools",
             "tool_choice",
             "parallel_tool_calls",
+            "logprobs",
+            "top_logprobs",
         }
     )
     # OpenAI deprecated `max_tokens` for `max_completion_tokens`, and its reasoning models reject
@@ -136,6 +138,7 @@ class OpenAIProvider(HttpProvider):
                 usage=openai_usage(data.get("usage")),
                 latency_ms=elapsed_ms(started),
                 tool_calls=_tool_calls(message.get("tool_calls")),
+                logprobs=choice.get("logprobs") or None,
             )
         except _MALFORMED as exc:
             raise self.error("malformed", f"unexpected response shape ({type(exc).__name__}: {exc})") from exc
@@ -149,19 +152,21 @@ class OpenAIProvider(HttpProvider):
                 if event.data == "[DONE]":
                     state.done = True
                     break
-                text, tool_deltas = self._read_chunk(self.parse_json_event(event.data), state)
+                text, tool_deltas, logprobs = self._read_chunk(self.parse_json_event(event.data), state)
                 if tool_deltas:
                     state.add_tool_deltas(tool_deltas, started)
                 if text:
                     state.add_text(text, started)
-                if text or tool_deltas:
-                    yield StreamEvent(text=text, tool_calls=tool_deltas)
+                if logprobs:
+                    state.add_logprobs(logprobs)
+                if text or tool_deltas or logprobs:
+                    yield StreamEvent(text=text, tool_calls=tool_deltas, logprobs=logprobs)
         if not (state.done or state.finish_reason):
             raise self.truncated()
         yield StreamEvent(response=state.response(self.name, started))
 
-    def _read_chunk(self, chunk: Any, state: StreamState) -> tuple[str, list[dict[str, Any]]]:
-        """Fold one chunk into `state`; return its text delta and tool-call deltas."""
+    def _read_chunk(self, chunk: Any, state: StreamState) -> tuple[str, list[dict[str, Any]], dict[str, Any] | None]:
+        """Fold one chunk into `state`; return its text delta, tool-call deltas and logprobs."""
         try:
             if chunk.get("error"):
                 raise self._stream_error(chunk)
@@ -169,14 +174,15 @@ class OpenAIProvider(HttpProvider):
             state.model = chunk.get("model") or state.model
             if chunk.get("usage"):
                 state.usage = openai_usage(chunk["usage"])
-            text, tool_deltas = "", []
+            text, tool_deltas, logprobs = "", [], None
             for choice in chunk.get("choices") or ():
                 delta = choice.get("delta") or {}
                 text += delta.get("content") or ""
                 tool_deltas += [dict(d) for d in delta.get("tool_calls") or () if isinstance(d, dict)]
+                logprobs = choice.get("logprobs") or logprobs
                 if choice.get("finish_reason"):
                     state.finish_reason = openai_finish(choice["finish_reason"])
-            return text, tool_deltas
+            return text, tool_deltas, logprobs
         except _MALFORMED as exc:
             raise self.error("malformed", f"unexpected chunk shape ({type(exc).__name__}: {exc})") from exc
 

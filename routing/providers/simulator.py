@@ -186,7 +186,7 @@ class SimulatorProvider:
             for piece in _split(call["function"]["arguments"], pieces=2):
                 yield StreamEvent(tool_calls=[{"index": index, "function": {"arguments": piece}}])
         for chunk in chunks if not response.tool_calls else ():
-            yield StreamEvent(text=chunk)
+            yield StreamEvent(text=chunk, logprobs=_logprobs(chunk, req) if response.logprobs else None)
             await self._sleep(plan.latency_s * 0.7 / len(chunks))
         response.latency_ms = elapsed_ms(started)
         yield StreamEvent(response=response)
@@ -248,11 +248,13 @@ class SimulatorProvider:
                 usage=Usage(input_tokens=max(1, math.ceil(prompt_chars / 4)), output_tokens=1 + len(arguments) // 4),
                 tool_calls=[call],
             )
+        content = _content(req, visible, rng)
         return ChatResponse(
             id=f"sim-{rng.getrandbits(48):012x}",
             provider=self.name,
             model=req.model,
-            content=_content(req, visible, rng),
+            content=content,
+            logprobs=_logprobs(content, req) if req.extra.get("logprobs") else None,
             finish_reason=finish,
             usage=Usage(
                 input_tokens=max(1, math.ceil(prompt_chars / 4)),  # ~4 characters a token in English
@@ -281,6 +283,22 @@ def _tool_to_call(req: ChatRequest) -> dict[str, Any] | None:
     best = max(tools, key=overlap)  # ties: the first
     # "auto" with nothing in common: the model answers in prose, as a real one would.
     return best if choice == "required" or overlap(best) else None
+
+
+def _logprobs(text: str, req: ChatRequest) -> dict[str, Any]:
+    """OpenAI-shaped logprobs for simulated text: word-sized tokens, each likely but not certain
+    (a fixed function of the token, so the same text always scores the same)."""
+    top_n = int(req.extra.get("top_logprobs") or 0)
+    content = []
+    for token in re.findall(r"\s*\S+", text):
+        logprob = -(((sum(token.encode()) % 97) / 97) ** 2)  # in (-1, 0]
+        alternatives = [(token, logprob)] + [(f"{token.strip()}{i}", logprob - 1.5 - i) for i in range(top_n - 1)]
+        content.append({
+            "token": token, "logprob": round(logprob, 4), "bytes": list(token.encode()),
+            "top_logprobs": [{"token": t, "logprob": round(lp, 4), "bytes": list(t.encode())}
+                             for t, lp in alternatives[:top_n]],
+        })  # fmt: skip
+    return {"content": content, "refusal": None}
 
 
 def _words(text: str) -> set[str]:

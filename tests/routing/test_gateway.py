@@ -178,6 +178,21 @@ def test_a_tool_call_is_cached_for_the_same_request_only(client: openai.OpenAI) 
     assert reworded.headers["x-aios-cache"] == "miss"  # never by meaning: arguments come from the exact words
 
 
+def test_logprobs_come_back_token_by_token_streamed_or_not(client: openai.OpenAI) -> None:
+    ask = [{"role": "user", "content": "Is the disk full? Answer yes or no."}]
+    reply = client.chat.completions.create(model="sim/simple", messages=ask, logprobs=True, top_logprobs=2)
+    choice = reply.choices[0]
+    tokens = choice.logprobs.content
+    assert "".join(t.token for t in tokens) == choice.message.content
+    assert all(t.logprob <= 0 and len(t.top_logprobs) == 2 and t.top_logprobs[0].token == t.token for t in tokens)
+
+    stream = client.chat.completions.create(model="sim/simple", messages=ask, logprobs=True, stream=True)
+    chunks = [c for c in stream if c.choices]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    streamed = [t for c in chunks if c.choices[0].logprobs for t in c.choices[0].logprobs.content]
+    assert text and "".join(t.token for t in streamed).strip() == text.strip()
+
+
 def test_models_lists_the_catalog_as_provider_slash_model(client: openai.OpenAI) -> None:
     ids = {m.id for m in client.models.list().data}
     assert {"auto", "sim/simple", "sim/medium", "sim/complex"} <= ids

@@ -50,7 +50,8 @@ def test_bad_routing_constraints_are_a_400_naming_the_field(constraints: dict[st
         ),
         ({"tools": [{"type": "function", "function": {"name": "get weather"}}]}, "tools[0].function.name"),
         ({"tools": [{"type": "retrieval"}]}, "tools[0].type"),
-        ({"logprobs": True}, "logprobs"),
+        ({"top_logprobs": 3}, "top_logprobs"),
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
         ({"n": 3}, "n"),
         ({"reasoning_effort": "high"}, "reasoning_effort"),
         ({"frequency_penalty": 3}, "frequency_penalty"),
@@ -121,6 +122,8 @@ def test_every_field_that_changes_the_answer_changes_the_cache_key() -> None:
         {"messages": USER, "tools": [WEATHER_TOOL]},
         {"messages": USER, "tools": [WEATHER_TOOL], "tool_choice": "required"},
         {"messages": USER, "tools": [WEATHER_TOOL], "parallel_tool_calls": False},
+        {"messages": USER, "logprobs": True},
+        {"messages": USER, "logprobs": True, "top_logprobs": 2},
     ]
     keys = [key_of(v) for v in variants]
     assert base not in keys and len(set(keys)) == len(keys)

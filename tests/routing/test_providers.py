@@ -484,12 +484,44 @@ def test_anthropic_streams_a_tool_call_as_openai_deltas(server: ProviderServer) 
     assert json.loads(call["function"]["arguments"]) == {"location": "San Francisco, CA", "unit": "fahrenheit"}
 
 
+YES = {"token": "Yes", "logprob": -0.0001, "bytes": [89, 101, 115]}
+NO = {"token": "No", "logprob": -9.2, "bytes": [78, 111]}
+STOP = {"token": ".", "logprob": -0.02, "bytes": [46]}
+LOGPROBS = {"content": [{**YES, "top_logprobs": [YES, NO]}, {**STOP, "top_logprobs": [STOP]}], "refusal": None}
+
+
+def test_openai_passes_logprobs_through_streamed_or_not(server: ProviderServer) -> None:
+    message = {"role": "assistant", "content": "Yes."}
+    choice = {"index": 0, "message": message, "logprobs": LOGPROBS, "finish_reason": "stop"}
+    answer = {"id": "chatcmpl-lp", "object": "chat.completion", "model": "gpt-4.1-mini", "choices": [choice]}
+    server.enqueue(ScriptedResponse(body=answer))
+    req = ChatRequest(model="gpt-4.1-mini", messages=MESSAGES, extra={"logprobs": True, "top_logprobs": 2})
+
+    response = run(CASES[0].provider(server).complete(req))
+
+    assert server.last.json["logprobs"] is True and server.last.json["top_logprobs"] == 2
+    assert response.logprobs == LOGPROBS
+
+    def chunk(index: int, finish: str | None = None) -> dict[str, Any]:
+        token = LOGPROBS["content"][index]
+        return {"data": {"id": "c", "object": "chat.completion.chunk", "model": "gpt-4.1-mini", "choices": [
+            {"index": 0, "delta": {"content": token["token"]}, "logprobs": {"content": [token], "refusal": None},
+             "finish_reason": finish}]}}  # fmt: skip
+
+    server.enqueue(ScriptedResponse(sse=[chunk(0), chunk(1, "stop"), {"data": "[DONE]"}]))
+    *deltas, final = run(collect(CASES[0].provider(server), req))
+
+    assert [d.logprobs["content"][0]["token"] for d in deltas if d.logprobs] == ["Yes", "."]
+    assert final.response is not None and final.response.logprobs == LOGPROBS
+
+
 def test_providers_without_tools_are_not_routed_a_request_that_has_them() -> None:
     tools = {"tools": TOOL_CALL_REQUEST["tools"]}
     assert registry.unsupported_params("openai", tools) == []
     assert registry.unsupported_params("openai_compatible", tools) == []
     assert registry.unsupported_params("anthropic", tools) == []
     assert registry.unsupported_params("gemini", tools) == ["tools"]
+    assert registry.unsupported_params("anthropic", {"logprobs": True}) == ["logprobs"]
     assert registry.unsupported_params("sim", tools) == []
 
 
