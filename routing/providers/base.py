@@ -565,6 +565,8 @@ class StreamState:
             # The name comes whole in a call's first delta (some servers repeat it later): keep the first.
             call["function"]["name"] = call["function"]["name"] or function.get("name") or ""
             call["function"]["arguments"] += function.get("arguments") or ""
+            if delta.get("extra_content"):  # a provider's own data about the call (Gemini's thought signature)
+                call["extra_content"] = delta["extra_content"]
 
     def response(self, provider: str, started: float) -> ChatResponse:
         return ChatResponse(

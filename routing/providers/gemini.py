@@ -5,7 +5,9 @@ Wire format: https://ai.google.dev/api/generate-content
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
@@ -74,6 +76,55 @@ def _duration_s(value: Any) -> float | None:
         return None
 
 
+def _tools(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenAI's tools and tool_choice as Gemini's tools and toolConfig (JSON Schema parameters go
+    in `parametersJsonSchema`, which takes them as they are)."""
+    declarations = []
+    for tool in extra["tools"]:
+        function = tool["function"]
+        declaration = {"name": function["name"]}
+        if function.get("description"):
+            declaration["description"] = function["description"]
+        if function.get("parameters"):
+            declaration["parametersJsonSchema"] = function["parameters"]
+        declarations.append(declaration)
+    choice = extra.get("tool_choice", "auto")
+    if isinstance(choice, dict):
+        config = {"mode": "ANY", "allowedFunctionNames": [choice["function"]["name"]]}
+    else:
+        config = {"mode": {"none": "NONE", "required": "ANY"}.get(choice, "AUTO")}
+    return {"tools": [{"functionDeclarations": declarations}], "toolConfig": {"functionCallingConfig": config}}
+
+
+def _tool_response(text: str) -> dict[str, Any]:
+    """A tool's result as the object functionResponse wants: its JSON if it is an object."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"result": text}
+    return value if isinstance(value, dict) else {"result": value}
+
+
+def _function_calls(candidate: dict[str, Any], first_index: int) -> list[dict[str, Any]]:
+    """The candidate's functionCall parts as OpenAI tool calls. Gemini gives no id unless it
+    has one of its own: one is made up. A thought signature rides along in `extra_content`
+    (as Google's own OpenAI-compatible endpoint does) so it can be sent back with the result."""
+    calls = []
+    for part in (candidate.get("content") or {}).get("parts") or ():
+        function = part.get("functionCall")
+        if not function:
+            continue
+        call: dict[str, Any] = {
+            "id": function.get("id") or f"call_{first_index + len(calls)}_{uuid.uuid4().hex[:12]}",
+            "type": "function",
+            "function": {"name": function["name"], "arguments": json.dumps(function.get("args") or {})},
+        }
+        if part.get("thoughtSignature"):
+            call["extra_content"] = {"google": {"thought_signature": part["thoughtSignature"]}}
+        calls.append(call)
+    return calls
+
+
 def _candidate_text(candidate: dict[str, Any]) -> str:
     parts = (candidate.get("content") or {}).get("parts") or ()
     # Parts marked `thought` are thinking summaries, not the answer.
@@ -84,7 +135,12 @@ class GeminiProvider(HttpProvider):
     name = "gemini"
     # Penalties map to generationConfig; a JSON response to responseMimeType. No logit bias; `user`
     # has no equivalent and does not change the answer, so it is accepted and not sent.
-    supported_extra = frozenset({"frequency_penalty", "presence_penalty", "response_format", "user"})
+    # Tools become functionDeclarations; tool_choice a functionCallingConfig; parallel_tool_calls
+    # has no equivalent and is accepted (Gemini decides how many calls to make).
+    supported_extra = frozenset(
+        {"frequency_penalty", "presence_penalty", "response_format", "user", "tools", "tool_choice",
+         "parallel_tool_calls"}
+    )  # fmt: skip
 
     def __init__(self, *, api_key: str | None, base_url: str = GEMINI_BASE_URL) -> None:
         super().__init__(base_url=base_url, api_key=api_key)
@@ -101,13 +157,32 @@ class GeminiProvider(HttpProvider):
     def _body(self, req: ChatRequest) -> dict[str, Any]:
         system: list[str] = []
         contents: list[dict[str, Any]] = []
+        call_names: dict[str, str] = {}  # tool call id -> function name (a result names its function)
         for message in req.messages:
-            if message["role"] in _SYSTEM_ROLES:
+            role = message["role"]
+            if role in _SYSTEM_ROLES:
                 system.append(message_text(message.get("content")))
+            elif role == "tool":
+                name = call_names.get(message.get("tool_call_id") or "", "")
+                part = {
+                    "functionResponse": {"name": name, "response": _tool_response(message_text(message.get("content")))}
+                }
+                if contents and contents[-1]["role"] == "user" and "functionResponse" in contents[-1]["parts"][0]:
+                    contents[-1]["parts"].append(part)  # results of parallel calls share one turn
+                else:
+                    contents.append({"role": "user", "parts": [part]})
+            elif role == "assistant" and message.get("tool_calls"):
+                parts = [p for p in self._parts(message.get("content")) if p.get("text") or "text" not in p]
+                for call in message["tool_calls"]:
+                    call_names[call.get("id") or ""] = call["function"]["name"]
+                    parts.append(self._function_call_part(call))
+                contents.append({"role": "model", "parts": parts})
             else:
-                role = "model" if message["role"] == "assistant" else "user"
+                role = "model" if role == "assistant" else "user"
                 contents.append({"role": role, "parts": self._parts(message.get("content"))})
         body: dict[str, Any] = {"contents": contents}
+        if req.extra.get("tools"):
+            body.update(_tools(req.extra))
         if system:
             body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
         optional = (
@@ -122,6 +197,17 @@ class GeminiProvider(HttpProvider):
         if config:
             body["generationConfig"] = config
         return body
+
+    def _function_call_part(self, call: dict[str, Any]) -> dict[str, Any]:
+        try:
+            args = json.loads(call["function"].get("arguments") or "{}")
+        except ValueError as exc:
+            raise self.error("bad_request", f"tool call {call.get('id')!r} has arguments that are not JSON") from exc
+        part: dict[str, Any] = {"functionCall": {"name": call["function"]["name"], "args": args}}
+        signature = ((call.get("extra_content") or {}).get("google") or {}).get("thought_signature")
+        if signature:
+            part["thoughtSignature"] = signature  # Gemini 3 refuses a call sent back without it
+        return part
 
     def _parts(self, content: Any) -> list[dict[str, Any]]:
         """Text as one part; images as inline data (Gemini takes no arbitrary image URLs: the router
@@ -187,14 +273,16 @@ class GeminiProvider(HttpProvider):
                 content, finish = "", "content_filter"  # the prompt itself was blocked: an answer, not a fault
             else:
                 content, finish = _candidate_text(candidates[0]), gemini_finish(candidates[0].get("finishReason"))
+            calls = _function_calls(candidates[0], 0) if candidates else []
             return ChatResponse(
                 id=data.get("responseId") or "",
                 provider=self.name,
                 model=data.get("modelVersion") or req.model,
                 content=content,
-                finish_reason=finish,
+                finish_reason="tool_calls" if calls and finish == "stop" else finish,
                 usage=gemini_usage(data.get("usageMetadata")),
                 latency_ms=elapsed_ms(started),
+                tool_calls=calls,
             )
         except _MALFORMED as exc:
             raise self.error("malformed", f"unexpected response shape ({type(exc).__name__}: {exc})") from exc
@@ -205,17 +293,24 @@ class GeminiProvider(HttpProvider):
         events = self._post_sse(self._url(req.model, stream=True), self._body(req), req.timeout_s)
         async with aclosing(events):
             async for event in events:
-                text = self._read_chunk(self.parse_json_event(event.data), state)
+                text, calls = self._read_chunk(self.parse_json_event(event.data), state)
+                # Gemini sends each call whole: one delta carries its id, name and arguments.
+                deltas = [{"index": len(state.tool_calls) + i, **call} for i, call in enumerate(calls)]
+                if deltas:
+                    state.add_tool_deltas(deltas, started)
                 if text:
                     state.add_text(text, started)
-                    yield StreamEvent(text=text)
+                if text or deltas:
+                    yield StreamEvent(text=text, tool_calls=deltas)
+        if state.tool_calls and state.finish_reason == "stop":
+            state.finish_reason = "tool_calls"
         # No end-of-stream sentinel: a finish reason (or a blocked prompt) marks a complete stream.
         if not state.done:
             raise self.truncated()
         yield StreamEvent(response=state.response(self.name, started))
 
-    def _read_chunk(self, chunk: Any, state: StreamState) -> str:
-        """Fold one GenerateContentResponse chunk into `state`; return its text."""
+    def _read_chunk(self, chunk: Any, state: StreamState) -> tuple[str, list[dict[str, Any]]]:
+        """Fold one GenerateContentResponse chunk into `state`; return its text and function calls."""
         try:
             if chunk.get("error"):
                 raise self._stream_error(chunk["error"])
@@ -227,10 +322,10 @@ class GeminiProvider(HttpProvider):
                 state.finish_reason, state.done = "content_filter", True
             candidates = chunk.get("candidates") or ()
             if not candidates:
-                return ""
+                return "", []
             if candidates[0].get("finishReason"):
                 state.finish_reason, state.done = gemini_finish(candidates[0]["finishReason"]), True
-            return _candidate_text(candidates[0])
+            return _candidate_text(candidates[0]), _function_calls(candidates[0], len(state.tool_calls))
         except _MALFORMED as exc:
             raise self.error("malformed", f"unexpected chunk shape ({type(exc).__name__}: {exc})") from exc
 

@@ -52,6 +52,19 @@ def openai_finish(raw: Any) -> FinishReason:
     return _FINISH.get(raw, "stop") if isinstance(raw, str) else "stop"
 
 
+def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages as sent, less `extra_content` on tool calls: another provider's data about a
+    call (Gemini's thought signature) that an OpenAI server may refuse as an unknown field."""
+    if not any(m.get("tool_calls") and any("extra_content" in c for c in m["tool_calls"]) for m in messages):
+        return messages
+    return [
+        {**m, "tool_calls": [{k: v for k, v in c.items() if k != "extra_content"} for c in m["tool_calls"]]}
+        if m.get("tool_calls")
+        else m
+        for m in messages
+    ]
+
+
 def _tool_calls(raw: Any) -> list[dict[str, Any]]:
     """The message's tool calls in OpenAI's shape; `function_call` (pre-tools) is not produced by
     requests the gateway sends, so only `tool_calls` is read."""
@@ -97,7 +110,7 @@ class OpenAIProvider(HttpProvider):
         return {"authorization": f"Bearer {api_key}"} if api_key else {}
 
     def _body(self, req: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": req.model, "messages": req.messages}
+        body: dict[str, Any] = {"model": req.model, "messages": _messages(req.messages)}
         optional = (
             ("temperature", req.temperature),
             ("top_p", req.top_p),

@@ -173,7 +173,8 @@ def test_a_tool_call_is_cached_for_the_same_request_only(client: openai.OpenAI) 
     while (again := ask(question)).headers["x-aios-cache"] != "hit":  # stored off the request path
         assert time.monotonic() < deadline, "the tool call was never cached"
         time.sleep(0.3)
-    assert again.parse().choices[0].message.tool_calls == first.parse().choices[0].message.tool_calls
+    hit, missed = again.parse().choices[0].message.tool_calls, first.parse().choices[0].message.tool_calls
+    assert [c.function for c in hit] == [c.function for c in missed]  # ids differ if a retry above missed and stored
     reworded = ask(question.replace("How do I", "How can I"))
     assert reworded.headers["x-aios-cache"] == "miss"  # never by meaning: arguments come from the exact words
 
@@ -339,8 +340,8 @@ def test_routing_constraints_travel_through_the_gateway(client: openai.OpenAI) -
         )
     assert bad.value.body["param"] == "aios_constraints.max_cost_usd"
     with pytest.raises(openai.BadRequestError) as refused:
-        client.chat.completions.create(model="auto", messages=prompt, logprobs=True)
-    assert refused.value.body["param"] == "logprobs"
+        client.chat.completions.create(model="auto", messages=prompt, n=2)
+    assert refused.value.body["param"] == "n"
 
 
 def _stream(client: openai.OpenAI, text: str, **kwargs: Any) -> tuple[Any, str]:

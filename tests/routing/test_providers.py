@@ -515,13 +515,80 @@ def test_openai_passes_logprobs_through_streamed_or_not(server: ProviderServer) 
     assert final.response is not None and final.response.logprobs == LOGPROBS
 
 
-def test_providers_without_tools_are_not_routed_a_request_that_has_them() -> None:
+def test_gemini_gets_function_declarations_and_tool_turns_with_their_signatures(server: ProviderServer) -> None:
+    server.enqueue(fixture_response("gemini_function_call"))
+    signed = {"google": {"thought_signature": "sig-from-before"}}
+    call = {"id": "call_a", "type": "function", "extra_content": signed,
+            "function": {"name": "get_weather", "arguments": '{"location": "Oslo"}'}}  # fmt: skip
+    other = {"id": "call_b", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+    history = [
+        {"role": "user", "content": "Weather and time in Oslo?"},
+        {"role": "assistant", "content": None, "tool_calls": [call, other]},
+        {"role": "tool", "tool_call_id": "call_a", "content": '{"sky": "rain"}'},
+        {"role": "tool", "tool_call_id": "call_b", "content": "14:05"},
+        {"role": "user", "content": "And in Boston?"},
+    ]
+    tools = [*TOOL_CALL_REQUEST["tools"], {"type": "function", "function": {"name": "get_time"}}]
+    extra = {"tools": tools, "tool_choice": {"type": "function", "function": {"name": "get_weather"}}}
+
+    response = run(CASES[3].provider(server).complete(ChatRequest(model="gemini-2.5-flash", messages=history,
+                                                                  extra=extra)))  # fmt: skip
+
+    sent = server.last.json
+    weather = TOOL_CALL_REQUEST["tools"][0]["function"]
+    assert sent["tools"] == [{"functionDeclarations": [
+        {"name": "get_weather", "description": weather["description"], "parametersJsonSchema": weather["parameters"]},
+        {"name": "get_time"}]}]  # fmt: skip
+    assert sent["toolConfig"] == {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}}
+    assert sent["contents"][1] == {"role": "model", "parts": [
+        {"functionCall": {"name": "get_weather", "args": {"location": "Oslo"}}, "thoughtSignature": "sig-from-before"},
+        {"functionCall": {"name": "get_time", "args": {}}}]}  # fmt: skip
+    assert sent["contents"][2] == {"role": "user", "parts": [
+        {"functionResponse": {"name": "get_weather", "response": {"sky": "rain"}}},
+        {"functionResponse": {"name": "get_time", "response": {"result": "14:05"}}}]}  # fmt: skip
+    assert response.finish_reason == "tool_calls"
+    (answer,) = response.tool_calls
+    assert answer["function"]["name"] == "get_weather" and answer["id"].startswith("call_")
+    assert json.loads(answer["function"]["arguments"]) == {"location": "Boston, MA", "unit": "fahrenheit"}
+    assert answer["extra_content"] == {"google": {"thought_signature": "CiQBVKhc7qMx0f1HQm9/signature=="}}
+
+
+def test_gemini_streams_whole_function_calls_as_openai_deltas(server: ProviderServer) -> None:
+    server.enqueue(fixture_response("gemini_stream_function_call"))
+    req = ChatRequest(model="gemini-2.5-flash", messages=MESSAGES, extra={"tools": TOOL_CALL_REQUEST["tools"]})
+
+    *deltas, final = run(collect(CASES[3].provider(server), req))
+
+    assert "".join(e.text for e in deltas) == "Checking both cities."
+    assert [d["index"] for e in deltas for d in e.tool_calls] == [0, 1]
+    assert final.response is not None and final.finish_reason == "tool_calls"
+    calls = final.response.tool_calls
+    assert [json.loads(c["function"]["arguments"])["location"] for c in calls] == ["Boston, MA", "Paris, France"]
+    assert calls[0]["extra_content"]["google"]["thought_signature"] == "sig-one" and "extra_content" not in calls[1]
+
+
+def test_another_providers_data_about_a_call_is_not_sent_to_openai(server: ProviderServer) -> None:
+    server.enqueue(fixture_response("openai_success"))
+    call = {"id": "call_a", "type": "function", "extra_content": {"google": {"thought_signature": "s"}},
+            "function": {"name": "get_weather", "arguments": "{}"}}  # fmt: skip
+    history = [*MESSAGES, {"role": "assistant", "content": None, "tool_calls": [call]},
+               {"role": "tool", "tool_call_id": "call_a", "content": "rain"}]  # fmt: skip
+
+    run(CASES[0].provider(server).complete(ChatRequest(model="o4-mini", messages=history)))
+
+    assert "extra_content" not in server.last.json["messages"][-2]["tool_calls"][0]
+    assert call["extra_content"]  # the caller's messages are left as they were
+
+
+def test_every_provider_takes_tools_and_only_openai_wire_ones_take_logprobs() -> None:
     tools = {"tools": TOOL_CALL_REQUEST["tools"]}
     assert registry.unsupported_params("openai", tools) == []
     assert registry.unsupported_params("openai_compatible", tools) == []
     assert registry.unsupported_params("anthropic", tools) == []
-    assert registry.unsupported_params("gemini", tools) == ["tools"]
+    assert registry.unsupported_params("gemini", tools) == []
     assert registry.unsupported_params("anthropic", {"logprobs": True}) == ["logprobs"]
+    assert registry.unsupported_params("gemini", {"logprobs": True}) == ["logprobs"]
+    assert registry.unsupported_params("openai_compatible", {"logprobs": True, "top_logprobs": 2}) == []
     assert registry.unsupported_params("sim", tools) == []
 
 

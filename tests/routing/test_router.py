@@ -118,8 +118,11 @@ def test_an_image_asks_for_a_model_that_sees_and_fetches_it(monkeypatch: pytest.
 
 def test_tools_or_tool_turns_ask_for_a_provider_that_speaks_tools(monkeypatch: pytest.MonkeyPatch) -> None:
     from routing.completion import CompletionRequest, plan
+    from routing.providers.gemini import GeminiProvider
 
-    monkeypatch.setenv("GEMINI_API_KEY", "AIza-test-not-real")  # Gemini's client does not translate tools
+    # Every client speaks tools today: a provider that does not is played by Gemini without them.
+    monkeypatch.setattr(GeminiProvider, "supported_extra", GeminiProvider.supported_extra - {"tools"})
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-test-not-real")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
     catalog.endpoints.invalidate()
     ask = [{"role": "user", "content": SIMPLE}]
