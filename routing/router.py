@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -59,7 +59,11 @@ class Constraints:
     min_tier: str | None = None  # never route below this tier (an A/B test's router policy)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, False)}
+        # Not dataclasses.asdict: its deep copy cost ~30 µs per call on the gateway's path.
+        return {name: value for name in _CONSTRAINT_FIELDS if (value := getattr(self, name)) not in (None, False)}
+
+
+_CONSTRAINT_FIELDS = tuple(f.name for f in fields(Constraints))
 
 
 @dataclass
