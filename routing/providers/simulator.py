@@ -290,7 +290,7 @@ def _logprobs(text: str, req: ChatRequest) -> dict[str, Any]:
     (a fixed function of the token, so the same text always scores the same)."""
     top_n = int(req.extra.get("top_logprobs") or 0)
     content = []
-    for token in re.findall(r"\s*\S+", text):
+    for token in re.findall(r"\s*\S+|\s+", text):  # the tokens add up to the text, spaces included
         logprob = -(((sum(token.encode()) % 97) / 97) ** 2)  # in (-1, 0]
         alternatives = [(token, logprob)] + [(f"{token.strip()}{i}", logprob - 1.5 - i) for i in range(top_n - 1)]
         content.append({
