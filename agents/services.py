@@ -261,10 +261,18 @@ def run_request(
 
 
 def _idempotent_match(owner: Any, key: str, request_hash: str) -> ActionRun | None:
-    existing = ActionRun.objects.filter(requested_by=owner, idempotency_key=key).first()
+    return _idempotent_twin(ActionRun, owner, key, request_hash, what="request", detail="run")
+
+
+def _idempotent_twin(model: Any, owner: Any, key: str, request_hash: str, *, what: str, detail: str) -> Any:
+    """The owner's earlier row under this idempotency key (a run or a workflow), or None; a 409
+    if that row was asked for with a different body."""
+    existing = model.objects.filter(requested_by=owner, idempotency_key=key).first()
     if existing is not None and existing.request_hash != request_hash:
         raise ConflictError(
-            "this idempotency key was used for a different request", run=str(existing.pk), field="idempotency_key"
+            f"this idempotency key was used for a different {what}",
+            **{detail: str(existing.pk)},
+            field="idempotency_key",
         )
     return existing
 
@@ -812,12 +820,7 @@ def workflow_request(
 
 
 def _idempotent_workflow(owner: Any, key: str, request_hash: str) -> WorkflowRun | None:
-    existing = WorkflowRun.objects.filter(requested_by=owner, idempotency_key=key).first()
-    if existing is not None and existing.request_hash != request_hash:
-        raise ConflictError(
-            "this idempotency key was used for a different workflow", workflow=str(existing.pk), field="idempotency_key"
-        )
-    return existing
+    return _idempotent_twin(WorkflowRun, owner, key, request_hash, what="workflow", detail="workflow")
 
 
 def _workflow_step_start(wf: WorkflowRun, index: int) -> ActionRun:
