@@ -168,12 +168,7 @@ class AnthropicProvider(HttpProvider):
         blocks += content if isinstance(content, list) else []
         for call in message["tool_calls"]:
             function = call.get("function") or {}
-            try:
-                arguments = json.loads(function.get("arguments") or "{}")
-            except ValueError as exc:
-                raise self.error(
-                    "bad_request", f"tool call {call.get('id')!r} has arguments that are not JSON"
-                ) from exc
+            arguments = self.call_arguments(call)
             blocks.append({"type": "tool_use", "id": call.get("id") or "", "name": function.get("name") or "",
                            "input": arguments})  # fmt: skip
         return blocks

@@ -461,6 +461,14 @@ class HttpProvider:
             retry_after_s=retry_after if retry_after is not None else detail.retry_after_s,
         )
 
+    def call_arguments(self, call: dict[str, Any]) -> Any:
+        """An OpenAI tool call's arguments (JSON text) parsed, as Anthropic and Gemini take them;
+        a 400 if the caller sent back arguments that are not JSON."""
+        try:
+            return json.loads((call.get("function") or {}).get("arguments") or "{}")
+        except ValueError as exc:
+            raise self.error("bad_request", f"tool call {call.get('id')!r} has arguments that are not JSON") from exc
+
     async def _failed_response(self, response: aiohttp.ClientResponse) -> ProviderError:
         content = await response.read()
         return self._error_from_response(

@@ -199,10 +199,7 @@ class GeminiProvider(HttpProvider):
         return body
 
     def _function_call_part(self, call: dict[str, Any]) -> dict[str, Any]:
-        try:
-            args = json.loads(call["function"].get("arguments") or "{}")
-        except ValueError as exc:
-            raise self.error("bad_request", f"tool call {call.get('id')!r} has arguments that are not JSON") from exc
+        args = self.call_arguments(call)
         part: dict[str, Any] = {"functionCall": {"name": call["function"]["name"], "args": args}}
         signature = ((call.get("extra_content") or {}).get("google") or {}).get("thought_signature")
         if signature:

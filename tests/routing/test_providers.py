@@ -469,6 +469,19 @@ def test_anthropic_gets_tools_and_tool_turns_as_blocks_and_answers_in_openai_sha
         "name": "get_weather", "arguments": '{"location":"Boston, MA","unit":"fahrenheit"}'}}]  # fmt: skip
 
 
+@pytest.mark.parametrize("case", [CASES[2], CASES[3]], ids=["anthropic", "gemini"])
+def test_a_tool_call_sent_back_with_arguments_that_are_not_json_is_a_bad_request(
+    case: Case, server: ProviderServer
+) -> None:
+    call = {"id": "call_x", "type": "function", "function": {"name": "get_weather", "arguments": "{city: Oslo"}}
+    history = [*MESSAGES, {"role": "assistant", "content": None, "tool_calls": [call]},
+               {"role": "tool", "tool_call_id": "call_x", "content": "rain"}]  # fmt: skip
+
+    error = raised(case.provider(server).complete(ChatRequest(model="m", messages=history)))
+
+    assert error.kind == "bad_request" and "call_x" in str(error) and not server.requests
+
+
 def test_anthropic_streams_a_tool_call_as_openai_deltas(server: ProviderServer) -> None:
     server.enqueue(fixture_response("anthropic_stream_tool_use"))
     req = ChatRequest(model="claude-sonnet-4-5", messages=MESSAGES, extra={"tools": TOOL_CALL_REQUEST["tools"]})
