@@ -54,11 +54,35 @@ def django_db_setup(django_db_setup: None) -> Iterator[None]:
     yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_retries_a_deadlock() -> Iterator[None]:
+    """The TRUNCATE that ends a transactional test can deadlock with a span writer in another
+    process (a real Celery worker or server the test started, still flushing its last batch):
+    Postgres aborts the TRUNCATE, and once the writer has committed the same flush succeeds."""
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown(self: Any) -> None:
+        for attempt in range(5):
+            try:
+                return original(self)
+            except Exception as exc:
+                if "deadlock detected" not in str(exc.__cause__ or exc) or attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    TransactionTestCase._fixture_teardown = teardown  # type: ignore[method-assign]
+    yield
+    TransactionTestCase._fixture_teardown = original  # type: ignore[method-assign]
+
+
 @pytest.fixture(autouse=True)
 def _finish_writes_before_a_flush(request: pytest.FixtureRequest) -> Iterator[None]:
     """A transactional test ends with TRUNCATE of every table; this process's span and decision
     writers may still be writing the test's rows, and the two lock tables in opposite orders
-    (a deadlock that fails the flush). Requested first, so this teardown runs before the flush."""
+    (a deadlock that fails the flush). Requested first, so this teardown runs before the flush.
+    Writers in other processes are covered by `_flush_retries_a_deadlock`."""
     marker = request.node.get_closest_marker("django_db")
     transactional = "transactional_db" in request.fixturenames or bool(marker and marker.kwargs.get("transaction"))
     if transactional:
